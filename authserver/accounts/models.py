@@ -1,0 +1,64 @@
+"""People who sign in, and the roles they hold."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import UTCDateTime, db, utcnow
+
+BUILTIN_ROLES = ("admin", "developer", "viewer")
+
+user_roles = Table(
+    "user_roles",
+    db.metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", Integer, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+def new_subject() -> str:
+    """OpenID Connect `sub`: stable, never reassigned, and not the e-mail or row id."""
+    return secrets.token_urlsafe(16)
+
+
+class Role(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sub: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
+    # Stored lower-cased; unique, so sign-in by e-mail is unambiguous.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(role.name for role in self.roles)
+
+    def get_user_id(self) -> str:
+        """Authlib hook: the subject identifier."""
+        return self.sub
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"

@@ -1,0 +1,122 @@
+"""`authserver clients`: register relying parties and services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+
+from ..clients.models import AUTH_METHODS, GRANT_TYPES
+from ..clients.services import ClientError, client_metadata, create_client, list_clients
+
+clients_cli = AppGroup("clients", help="Manage OAuth clients.")
+
+
+@clients_cli.command("create")
+@click.option("--name", required=True, help="Shown to people on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeatable.")
+@click.option(
+    "--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True, help="Repeatable."
+)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    required=True,
+    type=click.Choice(GRANT_TYPES),
+    help="Repeatable.",
+)
+@click.option(
+    "--scope", required=True, help='Space-separated, e.g. "openid profile email offline_access".'
+)
+@click.option("--auth-method", required=True, type=click.Choice(AUTH_METHODS))
+@click.option(
+    "--resource", "resources", multiple=True, help="RFC 8707 audience it may ask for; repeatable."
+)
+@click.option(
+    "--web-origin", "web_origins", multiple=True, help="Browser origin for CORS; repeatable."
+)
+@click.option("--skip-consent", is_flag=True, help="First-party client: no consent page.")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def create_client_command(
+    name: str,
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    grant_types: tuple[str, ...],
+    scope: str,
+    auth_method: str,
+    resources: tuple[str, ...],
+    web_origins: tuple[str, ...],
+    skip_consent: bool,
+    id_token_alg: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client; a confidential client's secret is shown only this once."""
+    try:
+        client, secret = create_client(
+            name=name,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            grant_types=grant_types,
+            scope=scope,
+            token_endpoint_auth_method=auth_method,
+            resources=resources,
+            web_origins=web_origins,
+            skip_consent=skip_consent,
+            id_token_signed_response_alg=id_token_alg,
+        )
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    registered = _with_secret(client_metadata(client), secret)
+    if as_json:
+        click.echo(json.dumps(registered, indent=2))
+        return
+    _print_summary(registered)
+
+
+def _with_secret(metadata: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """RFC 7591 section 3.2.1 order: client_id, then the secret, then the metadata."""
+    registered: dict[str, Any] = {"client_id": metadata["client_id"]}
+    if secret is not None:
+        registered["client_secret"] = secret
+        registered["client_secret_expires_at"] = 0
+    registered.update(metadata)
+    return registered
+
+
+def _print_summary(registered: dict[str, Any]) -> None:
+    """A readable summary for a person at a terminal."""
+    click.echo(f"Created client {registered['client_name']!r}.")
+    for key, value in registered.items():
+        if key in ("client_name", "client_secret_expires_at"):
+            continue
+        shown = " ".join(value) if isinstance(value, list) else value
+        click.echo(f"  {key + ':':<30} {'-' if shown in ('', None) else shown}")
+    if "client_secret" in registered:
+        click.echo(
+            "\nThe client_secret is shown only this once; only its hash is stored. Keep it now.",
+        )
+
+
+@clients_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
+def list_clients_command(as_json: bool) -> None:
+    """List registered clients (never their secrets)."""
+    clients = [client_metadata(client) for client in list_clients()]
+    if as_json:
+        click.echo(json.dumps(clients, indent=2))
+        return
+    if not clients:
+        click.echo("No clients yet. Create one with `authserver clients create --help`.")
+        return
+    click.echo(f"{'client_id':<26} {'auth method':<20} {'grant types':<40} name")
+    for meta in clients:
+        grants = ",".join(meta["grant_types"])
+        inactive = "" if meta["is_active"] else "  (inactive)"
+        click.echo(
+            f"{meta['client_id']:<26} {meta['token_endpoint_auth_method']:<20} "
+            f"{grants:<40} {meta['client_name']}{inactive}"
+        )

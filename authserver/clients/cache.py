@@ -1,0 +1,135 @@
+"""Client look-ups for the hot path: an immutable snapshot per client, cached per process.
+
+Authlib calls `query_client` several times per request; the snapshot answers
+its `ClientMixin` questions without touching the database. The cache expires
+after `cache_ttl` seconds, so every instance sees a change made on another one
+within that bound; a change made here is seen at once (`invalidate_client_cache`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from hashlib import sha256
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from .models import Client
+
+CACHE_KEY = "authserver.clients"
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """What the protocol needs to know about a client, detached from any session."""
+
+    client_id: str
+    client_secret_hash: str | None
+    client_name: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    response_types: tuple[str, ...]
+    scope: str
+    token_endpoint_auth_method: str
+    id_token_signed_response_alg: str | None
+    resources: tuple[str, ...]
+    web_origins: tuple[str, ...]
+    skip_consent: bool
+
+    @classmethod
+    def from_model(cls, client: Client) -> OAuthClient:
+        return cls(
+            client_id=client.client_id,
+            client_secret_hash=client.client_secret_hash,
+            client_name=client.name,
+            redirect_uris=tuple(client.redirect_uris or ()),
+            post_logout_redirect_uris=tuple(client.post_logout_redirect_uris or ()),
+            grant_types=tuple(client.grant_types or ()),
+            response_types=tuple(client.response_types or ()),
+            scope=client.scope or "",
+            token_endpoint_auth_method=client.token_endpoint_auth_method,
+            id_token_signed_response_alg=client.id_token_signed_response_alg,
+            resources=tuple(client.resources or ()),
+            web_origins=tuple(client.web_origins or ()),
+            skip_consent=bool(client.skip_consent),
+        )
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    # Authlib's ClientMixin, answered from the snapshot.
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """RFC 6749 section 3.1.2.3: the redirect_uri may be omitted only if exactly one is registered."""
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client is registered for, in request order."""
+        if not scope:
+            return ""
+        allowed = self.scopes
+        seen: list[str] = []
+        for item in scope.split():
+            if item in allowed and item not in seen:
+                seen.append(item)
+        return " ".join(seen)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """RFC 9700 section 4.1.3: exact string matching, no patterns."""
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Constant-time comparison of SHA-256 digests."""
+        if not self.client_secret_hash or not isinstance(client_secret, str):
+            return False
+        digest = sha256(client_secret.encode("utf-8", "surrogatepass")).hexdigest()
+        return hmac.compare_digest(digest, self.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """A client authenticates only with the method it registered, at every endpoint."""
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.response_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+def load_client(client_id: str | None) -> OAuthClient | None:
+    """The active client with this id, from the per-process cache or the database."""
+    if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    cache: dict[str, tuple[float, OAuthClient]] = current_app.extensions.setdefault(
+        CACHE_KEY, {}
+    )
+    now = time.monotonic()
+    hit = cache.get(client_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    if row is None or not row.is_active:
+        # Misses are not cached: a client created on another instance works at once.
+        return None
+    snapshot = OAuthClient.from_model(row)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[client_id] = (now + current_app.config["AUTHSERVER"].cache_ttl, snapshot)
+    return snapshot
+
+
+def invalidate_client_cache(client_id: str) -> None:
+    """Forget a client in this process after it changed."""
+    current_app.extensions.get(CACHE_KEY, {}).pop(client_id, None)

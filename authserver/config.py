@@ -1,0 +1,184 @@
+"""Every AUTHSERVER_* setting, typed and defaulted, in one place.
+
+`Config.from_env()` reads the environment once, at start-up. An invalid value
+raises `ConfigError` whose message names the setting, so the process fails
+with one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PREFIX = "AUTHSERVER_"
+SUPPORTED_ACCESS_TOKEN_ALGS = ("ES256", "RS256")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
+
+
+def _whole_number(name: str, raw: str, minimum: int = 1) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{PREFIX}{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """The server's settings. Field names map to AUTHSERVER_<NAME> variables."""
+
+    # development or production; production refuses to start without a real secret.
+    env: str = "development"
+    # Public base URL; the `iss` of every token and the base of every endpoint.
+    issuer: str = "http://127.0.0.1:5000"
+    # SQLAlchemy URL; empty means SQLite in the instance folder.
+    database_url: str = ""
+    # Signs cookies and encrypts private keys at rest. Generated in development.
+    secret_key: str = ""
+    # Older secrets still accepted for decryption while rotating (comma-separated).
+    secret_key_fallbacks: tuple[str, ...] = ()
+    # Redis for rate limits and shared caches; empty means per-process memory.
+    redis_url: str = ""
+    # smtp:// or smtps:// URL; empty means a file outbox in the instance folder.
+    mail_url: str = ""
+    # Where SQLite, the generated secret and the mail outbox live.
+    instance_path: str = ""
+    # Lifetimes, in seconds.
+    access_token_ttl: int = 15 * 60
+    id_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+    authorization_code_ttl: int = 60
+    session_ttl: int = 14 * 24 * 3600
+    # Signing algorithm for RFC 9068 access tokens: ES256 (fast) or RS256.
+    access_token_alg: str = "ES256"
+    # `aud` of access tokens requested without a `resource` (RFC 8707); defaults to the issuer.
+    default_audience: str = ""
+    # How long an instance trusts its in-memory key and client caches before re-reading.
+    cache_ttl: int = 30
+    # argon2id cost (OWASP: m=19 MiB, t=2, p=1).
+    argon2_memory_cost: int = 19 * 1024
+    argon2_time_cost: int = 2
+    # Product name shown on hosted pages.
+    product_name: str = "authserver"
+    # Trust X-Forwarded-* from this many proxies (0 = none).
+    proxy_fix: int = 0
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def audience(self) -> str:
+        return self.default_audience or self.issuer
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @classmethod
+    def from_env(
+        cls, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+    ) -> Config:
+        """Build the config from AUTHSERVER_* variables, then apply `overrides`."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name.upper(), f.type, raw)
+        values.update(overrides or {})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"{PREFIX}{sorted(unknown)[0].upper()}: unknown setting")
+        return cls(**values).finish()
+
+    def finish(self) -> Config:
+        """Check every value and fill in the derived defaults."""
+        if self.env not in ("development", "production", "testing"):
+            raise ConfigError(f"{PREFIX}ENV: expected development, production or testing")
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{PREFIX}ISSUER: expected an http(s) URL, got {self.issuer!r}")
+        if parts.query or parts.fragment or self.issuer.endswith("/"):
+            raise ConfigError(f"{PREFIX}ISSUER: no query, fragment or trailing slash allowed")
+        if self.is_production and parts.scheme != "https":
+            raise ConfigError(f"{PREFIX}ISSUER: must be https in production")
+        if self.access_token_alg not in SUPPORTED_ACCESS_TOKEN_ALGS:
+            raise ConfigError(
+                f"{PREFIX}ACCESS_TOKEN_ALG: expected one of {', '.join(SUPPORTED_ACCESS_TOKEN_ALGS)}"
+            )
+        for name in (
+            "access_token_ttl",
+            "id_token_ttl",
+            "refresh_token_ttl",
+            "authorization_code_ttl",
+            "session_ttl",
+            "cache_ttl",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"{PREFIX}REDIS_URL: expected a redis:// URL")
+        if self.mail_url and urlsplit(self.mail_url).scheme not in ("smtp", "smtps"):
+            raise ConfigError(f"{PREFIX}MAIL_URL: expected an smtp:// or smtps:// URL")
+
+        instance = Path(self.instance_path or Path.cwd() / "instance").resolve()
+        secret_key = self.secret_key
+        if not secret_key:
+            if self.is_production:
+                raise ConfigError(f"{PREFIX}SECRET_KEY: required when {PREFIX}ENV=production")
+            secret_key = _development_secret(instance)
+        elif self.is_production and len(secret_key) < 32:
+            raise ConfigError(f"{PREFIX}SECRET_KEY: must be at least 32 characters")
+        database_url = self.database_url or f"sqlite:///{instance / 'authserver.db'}"
+        return replace(
+            self, instance_path=str(instance), secret_key=secret_key, database_url=database_url
+        )
+
+
+def _parse(name: str, type_: Any, raw: str) -> Any:
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    if name == "PROXY_FIX":
+        return _whole_number(name, raw, minimum=0)
+    if type_name == "int":
+        return _whole_number(name, raw)
+    if type_name == "bool":
+        return _bool(name, raw)
+    if type_name.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw.strip()
+
+
+def _development_secret(instance: Path) -> str:
+    """Generate the development secret once and keep it in the instance folder."""
+    path = instance / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    instance.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+

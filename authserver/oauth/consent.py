@@ -1,0 +1,43 @@
+"""Remembered consent: what a person allowed each client, so they are asked only for new scopes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..extensions import db
+from .models import Consent
+
+# Plain words for the consent page; other scopes are shown by name.
+SCOPE_DESCRIPTIONS = {
+    "openid": "Sign you in with your account",
+    "profile": "See your name",
+    "email": "See your e-mail address",
+    "offline_access": "Stay connected when you are not using it",
+}
+
+
+def describe_scopes(scope: str) -> list[tuple[str, str]]:
+    """(scope, plain words) for each requested scope, in request order."""
+    return [(item, SCOPE_DESCRIPTIONS.get(item, item)) for item in scope.split()]
+
+
+def has_consent(user_id: int, client_id: str, scope: str) -> bool:
+    """True when every requested scope was allowed before."""
+    row = db.session.scalar(
+        select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+    )
+    if row is None:
+        return False
+    return set(scope.split()) <= set(row.scope.split())
+
+
+def remember_consent(user_id: int, client_id: str, scope: str) -> None:
+    """Add these scopes to what the person allowed this client; commits."""
+    row = db.session.scalar(
+        select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+    )
+    if row is None:
+        row = Consent(user_id=user_id, client_id=client_id, scope="")
+        db.session.add(row)
+    row.scope = " ".join(sorted(set(row.scope.split()) | set(scope.split())))
+    db.session.commit()

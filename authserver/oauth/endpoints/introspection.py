@@ -1,0 +1,67 @@
+"""RFC 7662: token introspection, for resource servers and the clients themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEndpoint
+from flask import current_app
+
+from ...accounts.models import User
+from ...extensions import db
+from ..models import Grant
+from .tokens import PresentedToken, find_token
+
+
+class IntrospectionEndpoint(BaseIntrospectionEndpoint):
+    """Confidential clients may introspect; anything not live answers `{"active": false}`."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def check_params(self, request: Any, client: Any) -> None:
+        """Section 2.1: `token` is required; the hint only orders the search."""
+        if not request.form.get("token"):
+            raise InvalidRequestError("Missing 'token'.")
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
+        """Any authenticated confidential client: resource servers are clients here."""
+        return True
+
+    def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
+        if token is None or not token.is_active():
+            return {"active": False}
+        return self.introspect_token(token)
+
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        """Section 2.2: the token's metadata."""
+        if token.access is not None:
+            claims = token.access.claims
+            payload = {
+                key: claims[key]
+                for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+                if key in claims
+            }
+            payload.update(active=True, token_type="Bearer")
+            if "auth_time" in claims:
+                payload["auth_time"] = claims["auth_time"]
+            return payload
+        assert token.refresh is not None
+        row = token.refresh
+        grant = db.session.get(Grant, row.grant_id)
+        user = db.session.get(User, grant.user_id) if grant is not None else None
+        payload = {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": row.scope,
+            "client_id": row.client_id,
+            "iss": current_app.config["AUTHSERVER"].issuer,
+            "exp": int(row.expires_at.timestamp()),
+            "iat": int(row.created_at.timestamp()),
+        }
+        if user is not None:
+            payload["sub"] = user.sub
+        return payload

@@ -1,0 +1,45 @@
+"""RFC 7009: token revocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
+
+from ...extensions import db
+from ..models import RevokedAccessToken
+from ..services import revoke_grant
+from .tokens import PresentedToken, find_token
+
+
+class RevocationEndpoint(BaseRevocationEndpoint):
+    """Refresh tokens revoke their whole grant (section 2.1); access tokens are recorded by jti."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def check_params(self, request: Any, client: Any) -> None:
+        """Section 2.1: `token` is required; an unknown hint is ignored, not an error."""
+        if not request.form.get("token"):
+            raise InvalidRequestError("Missing 'token'.")
+
+    def authenticate_token(self, request: Any, client: Any) -> PresentedToken | None:
+        """Section 2.1: a token of another client is left alone, and the answer is the same 200."""
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is None or not token.check_client(client):
+            return None
+        return token
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: PresentedToken, request: Any) -> None:
+        if token.refresh is not None:
+            revoke_grant(token.refresh.grant_id)
+            return
+        assert token.access is not None
+        if db.session.get(RevokedAccessToken, token.access.jti) is None:
+            exp = datetime.fromtimestamp(int(token.access.claims["exp"]), UTC)
+            db.session.add(RevokedAccessToken(jti=token.access.jti, expires_at=exp))

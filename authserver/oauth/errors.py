@@ -1,0 +1,34 @@
+"""Errors the specifications name that Authlib does not define."""
+
+from __future__ import annotations
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Response, current_app, redirect, render_template
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 section 2: the requested resource is invalid or not allowed for this client."""
+
+    error = "invalid_target"
+
+
+def error_page(error: str, description: str | None, status: int = 400) -> Response:
+    """An HTML error page, for errors that must not be redirected to an unverified client."""
+    body = render_template(
+        "errors/error.html",
+        title="This sign-in request cannot be completed",
+        message=description or "The request is not valid.",
+        status=status,
+        error=error,
+    )
+    return Response(body, status=status, mimetype="text/html")
+
+
+def redirect_error(error: OAuth2Error) -> Response:
+    """RFC 6749 section 4.1.2.1: to the verified redirect_uri, with `state` and `iss`; else a page."""
+    if not error.redirect_uri:
+        return error_page(error.error, error.description)
+    params = list(error.get_body())
+    params.append(("iss", current_app.config["AUTHSERVER"].issuer))
+    return redirect(add_params_to_uri(error.redirect_uri, params), code=302)

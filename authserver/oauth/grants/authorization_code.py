@@ -1,0 +1,134 @@
+"""RFC 6749 section 4.1: the authorization code grant, one-time codes stored as hashes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from flask import current_app
+from sqlalchemy import select, update
+
+from ...accounts.models import User
+from ...extensions import db, utcnow
+from ..models import AuthorizationCode
+from ..services import create_grant, issue_user_tokens, revoke_grant, wants_refresh_token
+from ..tokens import hash_secret_value, new_secret_value
+
+log = logging.getLogger(__name__)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """Codes live `authorization_code_ttl` seconds (60 by default) and are redeemed once."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def generate_authorization_code(self) -> str:
+        return new_secret_value()
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        """Store the code's hash with everything the token request and id_token need."""
+        config = current_app.config["AUTHSERVER"]
+        data = request.payload.data
+        session = request.login_session
+        now = utcnow()
+        db.session.add(
+            AuthorizationCode(
+                code_hash=hash_secret_value(code),
+                client_id=request.client.client_id,
+                user_id=request.user.id,
+                session_id=session.id,
+                # Stored as sent: RFC 6749 section 4.1.3 wants it repeated only if it was sent.
+                redirect_uri=data.get("redirect_uri") or "",
+                scope=request.scope or "",
+                nonce=data.get("nonce") or None,
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                resource=request.resources or None,
+                claims=request.claims_request,
+                auth_time=session.auth_time,
+                acr=session.acr,
+                amr=list(session.amr or []),
+                expires_at=now + timedelta(seconds=config.authorization_code_ttl),
+            )
+        )
+        # The redirect carrying the code leaves only after the code is stored.
+        db.session.commit()
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        """Find and consume the code in one atomic step; a second redemption is a replay.
+
+        RFC 6749 section 4.1.2: if a code is used more than once, the request is denied
+        and the tokens already issued from it are revoked.
+        """
+        if not isinstance(code, str) or len(code) > 512:
+            return None
+        row = db.session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_secret_value(code))
+        )
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        now = utcnow()
+        if row.used_at is not None:
+            self._revoke_replayed(row)
+            return None
+        if row.expires_at <= now:
+            return None
+        consumed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+            # Another request redeemed it between our read and our write.
+            db.session.rollback()
+            log.warning("authorization code redeemed twice at once for client %s", row.client_id)
+            return None
+        return row
+
+    def _revoke_replayed(self, row: AuthorizationCode) -> None:
+        log.warning("authorization code replayed for client %s; revoking its grant", row.client_id)
+        grant_id = row.grant_id
+        db.session.rollback()
+        revoke_grant(grant_id)
+        db.session.commit()
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Nothing to delete: the code was consumed atomically and is kept to detect replays."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = db.session.get(User, authorization_code.user_id)
+        return user if user is not None and user.is_active else None
+
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: Any = None,
+        grant_type: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """Start the token family for this code and issue its first tokens."""
+        code: AuthorizationCode = self.request.authorization_code
+        client = self.request.client
+        grant = create_grant(
+            client_id=client.client_id,
+            user_id=user.id,
+            scope=code.scope,
+            auth_time=code.auth_time,
+            amr=list(code.amr or []),
+            acr=code.acr,
+            resource=code.resource,
+            claims=code.claims,
+            session_id=code.session_id,
+        )
+        code.grant_id = grant.id
+        self.request.grant = grant
+        return issue_user_tokens(
+            grant=grant,
+            client=client,
+            user=user,
+            scope=code.scope,
+            include_refresh_token=wants_refresh_token(client, code.scope),
+        )

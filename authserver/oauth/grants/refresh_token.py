@@ -1,0 +1,88 @@
+"""RFC 6749 section 6 with rotation and reuse detection (RFC 9700 section 4.14.2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from sqlalchemy import select, update
+
+from ...accounts.models import User
+from ...extensions import db, utcnow
+from ..models import Grant, RefreshToken
+from ..services import issue_user_tokens, revoke_grant
+from ..tokens import hash_secret_value
+
+log = logging.getLogger(__name__)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Every refresh returns a new refresh token; presenting a rotated one revokes the family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        """A live refresh token; a rotated one is reuse and revokes its whole grant."""
+        if not isinstance(refresh_token, str) or len(refresh_token) > 512:
+            return None
+        row = db.session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == hash_secret_value(refresh_token))
+        )
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.used_at is not None:
+            self._reuse_detected(row)
+            return None
+        if row.expires_at <= utcnow():
+            return None
+        grant = db.session.get(Grant, row.grant_id)
+        if grant is None or grant.revoked_at is not None:
+            return None
+        self.request.grant = grant
+        return row
+
+    def _reuse_detected(self, row: RefreshToken) -> None:
+        log.warning("refresh token reuse for client %s; revoking grant %s", row.client_id, row.grant_id)
+        grant_id = row.grant_id
+        db.session.rollback()
+        revoke_grant(grant_id)
+        db.session.commit()
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        user = db.session.get(User, self.request.grant.user_id)
+        return user if user is not None and user.is_active else None
+
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: Any = None,
+        grant_type: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """New tokens under the same grant; the scope may only narrow (RFC 6749 section 6)."""
+        return issue_user_tokens(
+            grant=self.request.grant,
+            client=self.request.client,
+            user=user,
+            scope=scope or self.request.grant.scope,
+            include_refresh_token=True,
+        )
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Consume the presented token atomically, in the transaction that stores its successor."""
+        consumed = db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == refresh_token.id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=utcnow())
+        )
+        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+            # A concurrent request rotated it first: the same token was used twice.
+            self._reuse_detected(refresh_token)
+            raise InvalidGrantError("The refresh token was already used.")

@@ -1,0 +1,92 @@
+"""Authlib's AuthorizationServer, wired with our grants, storage and secure defaults."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask, Response, current_app, json
+
+from ..clients.cache import OAuthClient, load_client
+from ..extensions import db
+from ..oidc.extension import OpenIDConnect
+from .endpoints.introspection import IntrospectionEndpoint
+from .endpoints.revocation import RevocationEndpoint
+from .grants.authorization_code import AuthorizationCodeGrant
+from .grants.client_credentials import ClientCredentialsGrant
+from .grants.pkce import RequiredS256CodeChallenge
+from .grants.refresh_token import RefreshTokenGrant
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class ConfiguredIssuerParameter(IssuerParameter):
+    """RFC 9207: `iss` in every authorization response. Authlib's default returns None."""
+
+    def get_issuer(self) -> str:
+        return str(current_app.config["AUTHSERVER"].issuer)
+
+
+class AuthorizationServer(FlaskAuthorizationServer):
+    """Token responses are sent only after their rows are committed, and never cached."""
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return load_client(client_id)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Grants add their rows themselves; `create_token_response` commits them."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No listeners yet; the audit log will subscribe here."""
+
+    def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        response = Response(payload, status=status_code, headers=headers)
+        if status_code != 302:
+            response.headers.update(NO_STORE)
+        return response
+
+    def create_token_response(self, request: Any = None) -> Response:
+        """RFC 6749 section 5.1: commit, then answer; roll back every error."""
+        try:
+            response = super().create_token_response(request)
+        except Exception:
+            db.session.rollback()
+            raise
+        if response.status_code == 200:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    def create_endpoint_response(self, name: str, request: Any = None) -> Response:
+        try:
+            response = super().create_endpoint_response(name, request)
+        except Exception:
+            db.session.rollback()
+            raise
+        if response.status_code == 200:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+
+def create_authorization_server(app: Flask) -> AuthorizationServer:
+    """Register exactly the grants and endpoints we support."""
+    # Authlib logs issued tokens at DEBUG level; secrets are never logged.
+    logging.getLogger("authlib").setLevel(logging.INFO)
+    server = AuthorizationServer()
+    server.init_app(app)
+    server.register_grant(
+        AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()]
+    )
+    server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_extension(ConfiguredIssuerParameter())
+    return server

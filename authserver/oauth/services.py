@@ -1,0 +1,136 @@
+"""Grants and the tokens issued under them: create, issue, revoke.
+
+These functions add rows to the session and leave committing to the caller,
+so a token response is sent only after every row behind it is committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import update
+
+from ..accounts.models import User
+from ..clients.cache import OAuthClient
+from ..extensions import db, utcnow
+from .models import Grant, RefreshToken
+from .tokens import hash_secret_value, issue_access_token, new_secret_value
+
+
+def audience_for(resources: list[str] | None) -> str | list[str]:
+    """RFC 8707 section 2: the requested resources, else the configured default audience."""
+    if not resources:
+        return str(current_app.config["AUTHSERVER"].audience)
+    return resources[0] if len(resources) == 1 else list(resources)
+
+
+def wants_refresh_token(client: OAuthClient, scope: str) -> bool:
+    """A refresh token for clients allowed the grant; for OpenID requests only with offline_access.
+
+    OpenID Connect Core section 11: offline access is asked for with `offline_access`.
+    """
+    if not client.check_grant_type("refresh_token"):
+        return False
+    scopes = scope.split()
+    return "offline_access" in scopes or "openid" not in scopes
+
+
+def create_grant(
+    *,
+    client_id: str,
+    user_id: int,
+    scope: str,
+    auth_time: datetime,
+    amr: list[str],
+    acr: str | None = None,
+    resource: list[str] | None = None,
+    claims: dict[str, Any] | None = None,
+    session_id: str | None = None,
+) -> Grant:
+    """A new token family for one authorization by one person."""
+    config = current_app.config["AUTHSERVER"]
+    grant = Grant(
+        id=secrets.token_hex(16),
+        client_id=client_id,
+        user_id=user_id,
+        scope=scope,
+        auth_time=auth_time,
+        amr=amr,
+        acr=acr,
+        resource=resource,
+        claims=claims,
+        session_id=session_id,
+        expires_at=utcnow() + timedelta(seconds=config.access_token_ttl),
+    )
+    db.session.add(grant)
+    return grant
+
+
+def issue_user_tokens(
+    *, grant: Grant, client: OAuthClient, user: User, scope: str, include_refresh_token: bool
+) -> dict[str, Any]:
+    """RFC 6749 section 5.1: the token response for a person's grant."""
+    config = current_app.config["AUTHSERVER"]
+    access_token, expires_in = issue_access_token(
+        client_id=client.client_id,
+        subject=user.sub,
+        scope=scope,
+        audience=audience_for(grant.resource),
+        grant_id=grant.id,
+        auth_time=int(grant.auth_time.timestamp()),
+    )
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": access_token,
+        "expires_in": expires_in,
+        "scope": scope,
+    }
+    now = utcnow()
+    if include_refresh_token:
+        value = new_secret_value()
+        expires_at = now + timedelta(seconds=config.refresh_token_ttl)
+        db.session.add(
+            RefreshToken(
+                token_hash=hash_secret_value(value),
+                grant_id=grant.id,
+                client_id=client.client_id,
+                scope=grant.scope,
+                expires_at=expires_at,
+            )
+        )
+        grant.expires_at = max(grant.expires_at, expires_at)
+        token["refresh_token"] = value
+    else:
+        grant.expires_at = max(grant.expires_at, now + timedelta(seconds=expires_in))
+    return token
+
+
+def revoke_grant(grant_id: str | None) -> None:
+    """Revoke a whole token family: its refresh tokens and every access token issued under it."""
+    if not grant_id:
+        return
+    now = utcnow()
+    db.session.execute(
+        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def check_resources(client: OAuthClient, values: list[str]) -> list[str]:
+    """RFC 8707 section 2: every requested resource must be registered for the client."""
+    from .errors import InvalidTargetError
+
+    resources: list[str] = []
+    for value in values:
+        if value not in client.resources:
+            raise InvalidTargetError(f"The resource {value!r} is not allowed for this client.")
+        if value not in resources:
+            resources.append(value)
+    return resources

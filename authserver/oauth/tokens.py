@@ -1,0 +1,150 @@
+"""Access tokens (RFC 9068 JWTs), opaque secrets, and their verification.
+
+An access token is self-contained: issuing one writes nothing. Its `jti` is
+`<grant id>.<random>` when it was issued under a grant (a person's
+authorization), so revoking the grant revokes every access token issued under
+it without recording each one; single tokens revoked by RFC 7009 are recorded
+by `jti` until they expire.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+from flask import current_app
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from ..extensions import db, utcnow
+from ..keys import current_keyring
+from .models import Grant, RevokedAccessToken
+
+ACCESS_TOKEN_TYP = "at+jwt"
+# Longest token we try to parse; anything larger is not ours.
+MAX_TOKEN_LENGTH = 8192
+
+
+def hash_secret_value(value: str) -> str:
+    """SHA-256 hex of a high-entropy secret (codes, refresh tokens, session ids)."""
+    return sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_secret_value() -> str:
+    """A fresh 256-bit opaque value for codes and refresh tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def new_jti(grant_id: str | None) -> str:
+    suffix = secrets.token_urlsafe(12)
+    return f"{grant_id}.{suffix}" if grant_id else suffix
+
+
+def grant_id_of(jti: str) -> str | None:
+    """The grant an access token was issued under, read back from its `jti`."""
+    head, sep, _ = jti.partition(".")
+    return head if sep else None
+
+
+def issue_access_token(
+    *,
+    client_id: str,
+    subject: str,
+    scope: str,
+    audience: str | list[str],
+    grant_id: str | None,
+    auth_time: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    """RFC 9068 section 2: sign an access token; returns (token, expires_in)."""
+    config = current_app.config["AUTHSERVER"]
+    alg = config.access_token_alg
+    kid, key = current_keyring().signing_key(alg)
+    now = int(utcnow().timestamp())
+    claims: dict[str, Any] = {
+        "iss": config.issuer,
+        "sub": subject,
+        "aud": audience,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + config.access_token_ttl,
+        "jti": new_jti(grant_id),
+        "scope": scope,
+    }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
+    if extra:
+        claims.update(extra)
+    header = {"typ": ACCESS_TOKEN_TYP, "alg": alg, "kid": kid}
+    return jwt.encode(header, claims, key, algorithms=[alg]), config.access_token_ttl
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A verified access token: its claims and, if any, the grant it belongs to."""
+
+    claims: dict[str, Any]
+
+    @property
+    def jti(self) -> str:
+        return str(self.claims["jti"])
+
+    @property
+    def grant_id(self) -> str | None:
+        return grant_id_of(self.jti)
+
+    @property
+    def scopes(self) -> list[str]:
+        return str(self.claims.get("scope", "")).split()
+
+
+def decode_access_token(token: str) -> AccessToken | None:
+    """Check signature, type, issuer and expiry; None for anything that is not a live token of ours.
+
+    Revocation is checked separately (`is_revoked`), because it costs a database read.
+    """
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        header = jws.extract_compact(token.encode("ascii")).protected
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    alg, kid = header.get("alg"), header.get("kid")
+    if header.get("typ") != ACCESS_TOKEN_TYP or alg not in ("ES256", "RS256") or not kid:
+        return None
+    key = current_keyring().verification_key(str(kid))
+    if key is None:
+        return None
+    try:
+        claims = jwt.decode(token, key, algorithms=[alg]).claims
+    except (JoseError, ValueError, TypeError):
+        return None
+    config = current_app.config["AUTHSERVER"]
+    now = int(utcnow().timestamp())
+    exp = claims.get("exp")
+    if claims.get("iss") != config.issuer or not isinstance(exp, int) or exp <= now:
+        return None
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str):
+        return None
+    return AccessToken(claims)
+
+
+def is_revoked(token: AccessToken) -> bool:
+    """RFC 7009: revoked on its own, or through its grant (family revocation)."""
+    if db.session.get(RevokedAccessToken, token.jti) is not None:
+        return True
+    grant_id = token.grant_id
+    if grant_id is None:
+        return False
+    grant = db.session.get(Grant, grant_id)
+    # A grant that no longer exists (deleted with its client or user) revokes its tokens too.
+    return grant is None or grant.revoked_at is not None
+
+
+def verify_access_token(token: str) -> AccessToken | None:
+    """A live, unrevoked access token of ours, or None."""
+    decoded = decode_access_token(token)
+    if decoded is None or is_revoked(decoded):
+        return None
+    return decoded

@@ -1,0 +1,70 @@
+"""OpenID Connect Core section 5.3: the UserInfo endpoint, with RFC 6750 bearer errors."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..accounts.models import User
+from ..extensions import csrf, db
+from ..oauth.models import Grant
+from ..oauth.tokens import verify_access_token
+from .claims import release_claims
+
+bp = Blueprint("oidc", __name__)
+REALM = 'realm="userinfo"'
+
+
+def bearer_error(status: int, error: str | None = None, description: str | None = None) -> Response:
+    """RFC 6750 section 3: the WWW-Authenticate challenge; no error code when none was sent."""
+    challenge = f"Bearer {REALM}"
+    body: dict[str, str] = {}
+    if error:
+        challenge += f', error="{error}"'
+        body["error"] = error
+        if description:
+            challenge += f', error_description="{description}"'
+            body["error_description"] = description
+    response = jsonify(body) if body else Response(status=status)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = challenge
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def presented_token() -> tuple[str | None, Response | None]:
+    """RFC 6750 sections 2.1 and 2.2: the header or a form body, never both, never twice."""
+    header = request.headers.get("Authorization", "")
+    in_body = request.form.getlist("access_token") if request.method == "POST" else []
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip() or in_body:
+            return None, bearer_error(400, "invalid_request", "Send one bearer token.")
+        return value.strip(), None
+    if len(in_body) == 1 and request.mimetype == "application/x-www-form-urlencoded":
+        return in_body[0], None
+    if in_body:
+        return None, bearer_error(400, "invalid_request", "Send one bearer token.")
+    return None, bearer_error(401)
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response:
+    """Claims about the person the access token was issued for, by its scope."""
+    value, problem = presented_token()
+    if problem is not None:
+        return problem
+    assert value is not None
+    token = verify_access_token(value)
+    if token is None:
+        return bearer_error(401, "invalid_token", "The access token is not valid.")
+    if "openid" not in token.scopes or token.grant_id is None:
+        return bearer_error(403, "insufficient_scope", "The openid scope is required.")
+    grant = db.session.get(Grant, token.grant_id)
+    user = db.session.get(User, grant.user_id) if grant is not None else None
+    if user is None or not user.is_active or user.sub != token.claims["sub"]:
+        return bearer_error(401, "invalid_token", "The access token is not valid.")
+    claims = release_claims(user, str(token.claims.get("scope", "")), grant.claims, "userinfo")
+    response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    return response

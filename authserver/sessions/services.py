@@ -1,0 +1,167 @@
+"""Browser sign-in sessions, kept server-side in the database.
+
+The cookie holds a random 256-bit token; the database keeps only its SHA-256,
+so a copy of the table does not sign anyone in. Every sign-in issues a new token
+and revokes the browser's previous one (OWASP Session Management Cheat Sheet:
+renew the session id after authentication, against session fixation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import Response, current_app, g, request
+from flask import session as flow_session
+
+from ..accounts.models import User
+from ..extensions import db, utcnow
+from .models import LoginSession
+
+COOKIE_NAME = "authserver_session"
+# Keys of the Flask cookie session that survive sign-in; everything else (CSRF token
+# included) is dropped so no state from before authentication is carried over.
+KEPT_FLOW_KEY_PREFIX = "flow_"
+# last_seen_at is written at most this often, not on every request.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+_MAX_TOKEN_LENGTH = 128
+_NOT_LOADED = object()
+
+
+def _session_id(token: str) -> str:
+    """The database id of a cookie token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def current_session() -> LoginSession | None:
+    """This browser's live sign-in session, or None (expired, revoked, inactive user)."""
+    cached = g.get("authserver_login_session", _NOT_LOADED)
+    if cached is not _NOT_LOADED:
+        return cached  # type: ignore[return-value]
+    login_session = _load(request.cookies.get(COOKIE_NAME, ""))
+    g.authserver_login_session = login_session
+    return login_session
+
+
+def _load(token: str) -> LoginSession | None:
+    """The live session for a cookie token; a stale cookie is marked for clearing."""
+    if not token:
+        return None
+    login_session = None
+    if len(token) <= _MAX_TOKEN_LENGTH:
+        login_session = db.session.get(LoginSession, _session_id(token))
+    if login_session is None or not is_live(login_session):
+        g.authserver_cookie = None  # clear the cookie in the after_request hook
+        return None
+    _touch(login_session)
+    return login_session
+
+
+def is_live(login_session: LoginSession) -> bool:
+    """True when the session is neither revoked nor expired and its user is active."""
+    return (
+        login_session.revoked_at is None
+        and login_session.expires_at > utcnow()
+        and login_session.user is not None
+        and login_session.user.is_active
+    )
+
+
+def _touch(login_session: LoginSession) -> None:
+    """Record activity, at most once per LAST_SEEN_RESOLUTION to spare the database."""
+    now = utcnow()
+    if now - login_session.last_seen_at >= LAST_SEEN_RESOLUTION:
+        login_session.last_seen_at = now
+        db.session.commit()
+
+
+def current_user() -> User | None:
+    """The signed-in person, or None."""
+    login_session = current_session()
+    return login_session.user if login_session is not None else None
+
+
+def start_session(user: User, amr: list[str], acr: str | None = None) -> LoginSession:
+    """Sign `user` in with a brand-new session id; the previous one of this browser ends.
+
+    OpenID Connect Core section 2: `auth_time`, `amr` and `acr` describe this
+    authentication and end up in id_tokens.
+    """
+    _revoke_cookie_session()
+    _reset_flow_session()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    config = current_app.config["AUTHSERVER"]
+    login_session = LoginSession(
+        id=_session_id(token),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        auth_time=now,
+        amr=list(amr),
+        acr=acr,
+        ip=(request.remote_addr or "")[:64] or None,
+        user_agent=(request.user_agent.string or "")[:512] or None,
+        expires_at=now + timedelta(seconds=config.session_ttl),
+    )
+    db.session.add(login_session)
+    db.session.commit()
+    g.authserver_login_session = login_session
+    g.authserver_cookie = token
+    return login_session
+
+
+def end_session() -> None:
+    """Sign this browser out: revoke its session and clear the cookies."""
+    _revoke_cookie_session()
+    _reset_flow_session()
+    g.authserver_login_session = None
+    g.authserver_cookie = None
+
+
+def _revoke_cookie_session() -> None:
+    """Revoke the session named by this request's cookie, live or not."""
+    token = request.cookies.get(COOKIE_NAME, "")
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        return
+    previous = db.session.get(LoginSession, _session_id(token))
+    if previous is not None and previous.revoked_at is None:
+        previous.revoked_at = utcnow()
+        db.session.commit()
+
+
+def _reset_flow_session() -> None:
+    """Drop pre-authentication state (and so the CSRF token) from the Flask session."""
+    kept = {k: v for k, v in flow_session.items() if k.startswith(KEPT_FLOW_KEY_PREFIX)}
+    flow_session.clear()
+    flow_session.update(kept)
+    g.pop("csrf_token", None)  # Flask-WTF caches the token per request
+
+
+def auth_age_seconds(login_session: LoginSession) -> int:
+    """Seconds since the person last authenticated (for OpenID Connect `max_age`)."""
+    return max(0, int((utcnow() - login_session.auth_time).total_seconds()))
+
+
+def write_cookie(response: Response) -> Response:
+    """after_request: set or clear the session cookie when this request changed it."""
+    if "authserver_cookie" not in g:
+        return response
+    config = current_app.config["AUTHSERVER"]
+    token = g.authserver_cookie
+    if token is None:
+        response.delete_cookie(
+            COOKIE_NAME, path="/", secure=config.secure_cookies, httponly=True, samesite="Lax"
+        )
+    else:
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            max_age=config.session_ttl,
+            path="/",
+            secure=config.secure_cookies,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
