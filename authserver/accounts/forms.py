@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, Length
 from .services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 
 
-class LoginForm(FlaskForm):  # type: ignore[misc]
+class LoginForm(FlaskForm):
     """E-mail and password sign-in."""
 
     email = StringField("E-mail", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
@@ -19,5 +19,5 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     next = HiddenField()
 
 
-class LogoutForm(FlaskForm):  # type: ignore[misc]
+class LogoutForm(FlaskForm):
     """Sign-out confirmation: only the CSRF token."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
-from typing import Any
-
-from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from ..sessions.services import current_user, end_session, start_session
 from .forms import LoginForm, LogoutForm
@@ -47,7 +47,7 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> ResponseReturnValue:
     """Sign in with e-mail and password, then go to `next`."""
     form = LoginForm()
     next_url = safe_next(request.form.get("next") or request.args.get("next"))
@@ -70,7 +70,7 @@ def login() -> Response | str:
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-def logout() -> Response | str:
+def logout() -> ResponseReturnValue:
     """GET asks for confirmation; POST signs out and goes home."""
     form = LogoutForm()
     if form.validate_on_submit():

@@ -52,8 +52,7 @@ _MESSAGES = {
     500: "An unexpected error happened on our side. Please try again later.",
 }
 CSRF_MESSAGE = (
-    "This form has expired or did not come from this site. "
-    "Go back, reload the page and try again."
+    "This form has expired or did not come from this site. Go back, reload the page and try again."
 )
 
 
@@ -90,7 +89,7 @@ def handle_unexpected_exception(error: Exception) -> Response:
         return handle_http_exception(error)
     log.exception("unhandled exception on %s %s", request.method, request.path)
     _rollback()
-    return _error_response(500, InternalServerError.name, _MESSAGES[500])
+    return _error_response(500, InternalServerError().name, _MESSAGES[500])
 
 
 def _rollback() -> None:
@@ -104,7 +103,7 @@ def _rollback() -> None:
 def _error_response(status: int, name: str, message: str) -> Response:
     """The JSON or HTML body for an error with this status."""
     if wants_json():
-        error_code = _ERROR_CODES.get(status, name.lower().replace(" ", "_"))
+        error_code = _ERROR_CODES.get(status) or name.lower().replace(" ", "_")
         response = jsonify(error=error_code, error_description=message)
     else:
         title = _TITLES.get(status, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from flask import Response, current_app, g, request
 from flask import session as flow_session
@@ -26,7 +27,17 @@ KEPT_FLOW_KEY_PREFIX = "flow_"
 # last_seen_at is written at most this often, not on every request.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
 _MAX_TOKEN_LENGTH = 128
-_NOT_LOADED = object()
+_STATE_KEY = "authserver.sessions"
+
+
+def _state() -> dict[str, Any]:
+    """Per-request state, kept in the WSGI environ.
+
+    Not on `flask.g`: g belongs to the app context, which outlives a single request
+    when a test (or a CLI command) keeps one open around several requests.
+    """
+    state: dict[str, Any] = request.environ.setdefault(_STATE_KEY, {})
+    return state
 
 
 def _session_id(token: str) -> str:
@@ -35,12 +46,14 @@ def _session_id(token: str) -> str:
 
 
 def current_session() -> LoginSession | None:
-    """This browser's live sign-in session, or None (expired, revoked, inactive user)."""
-    cached = g.get("authserver_login_session", _NOT_LOADED)
-    if cached is not _NOT_LOADED:
-        return cached  # type: ignore[return-value]
-    login_session = _load(request.cookies.get(COOKIE_NAME, ""))
-    g.authserver_login_session = login_session
+    """This browser's live sign-in session, or None (expired, revoked, inactive user).
+
+    Loaded once per request.
+    """
+    state = _state()
+    if "login_session" not in state:
+        state["login_session"] = _load(request.cookies.get(COOKIE_NAME, ""))
+    login_session: LoginSession | None = state["login_session"]
     return login_session
 
 
@@ -52,7 +65,7 @@ def _load(token: str) -> LoginSession | None:
     if len(token) <= _MAX_TOKEN_LENGTH:
         login_session = db.session.get(LoginSession, _session_id(token))
     if login_session is None or not is_live(login_session):
-        g.authserver_cookie = None  # clear the cookie in the after_request hook
+        _state()["cookie"] = None  # clear the cookie in the after_request hook
         return None
     _touch(login_session)
     return login_session
@@ -107,8 +120,7 @@ def start_session(user: User, amr: list[str], acr: str | None = None) -> LoginSe
     )
     db.session.add(login_session)
     db.session.commit()
-    g.authserver_login_session = login_session
-    g.authserver_cookie = token
+    _state().update(login_session=login_session, cookie=token)
     return login_session
 
 
@@ -116,8 +128,7 @@ def end_session() -> None:
     """Sign this browser out: revoke its session and clear the cookies."""
     _revoke_cookie_session()
     _reset_flow_session()
-    g.authserver_login_session = None
-    g.authserver_cookie = None
+    _state().update(login_session=None, cookie=None)
 
 
 def _revoke_cookie_session() -> None:
@@ -146,10 +157,11 @@ def auth_age_seconds(login_session: LoginSession) -> int:
 
 def write_cookie(response: Response) -> Response:
     """after_request: set or clear the session cookie when this request changed it."""
-    if "authserver_cookie" not in g:
+    state = _state()
+    if "cookie" not in state:
         return response
     config = current_app.config["AUTHSERVER"]
-    token = g.authserver_cookie
+    token = state["cookie"]
     if token is None:
         response.delete_cookie(
             COOKIE_NAME, path="/", secure=config.secure_cookies, httponly=True, samesite="Lax"
