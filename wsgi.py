@@ -1,5 +1,13 @@
 """WSGI entry point: `gunicorn -w 2 wsgi:app`."""
 
-from authserver import create_app
+import sys
 
-app = create_app()
+from authserver import create_app
+from authserver.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    # One line naming the setting, not a traceback.
+    print(f"authserver: invalid configuration: {error}", file=sys.stderr)
+    raise SystemExit(1) from None

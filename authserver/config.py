@@ -124,7 +124,8 @@ class Config:
             raise ConfigError(f"{PREFIX}ISSUER: must be https in production")
         if self.access_token_alg not in SUPPORTED_ACCESS_TOKEN_ALGS:
             raise ConfigError(
-                f"{PREFIX}ACCESS_TOKEN_ALG: expected one of {', '.join(SUPPORTED_ACCESS_TOKEN_ALGS)}"
+                f"{PREFIX}ACCESS_TOKEN_ALG: expected one of "
+                + ", ".join(SUPPORTED_ACCESS_TOKEN_ALGS)
             )
         for name in (
             "access_token_ttl",
@@ -181,4 +182,3 @@ def _development_secret(instance: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
     return secret
-

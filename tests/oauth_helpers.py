@@ -30,7 +30,9 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-def sign_in(browser: FlaskClient, email: str = "alice@example.com", password: str = PASSWORD) -> None:
+def sign_in(
+    browser: FlaskClient, email: str = "alice@example.com", password: str = PASSWORD
+) -> None:
     page = browser.get("/login")
     response = browser.post(
         "/login",
@@ -74,7 +76,9 @@ def get_code(
     browser: FlaskClient, client_id: str, challenge: str, **extra: Any
 ) -> tuple[str, dict[str, str]]:
     """Authorize (consenting if asked) and return (code, all redirect parameters)."""
-    response = browser.get("/authorize", query_string=authorize_params(client_id, challenge, **extra))
+    response = browser.get(
+        "/authorize", query_string=authorize_params(client_id, challenge, **extra)
+    )
     if response.status_code == 200 and "decision" in response.text:
         response = consent(browser, response)
     assert response.status_code == 302, response.text
@@ -91,8 +95,13 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 def exchange(
     browser: FlaskClient, client_id: str, secret: str | None, code: str, verifier: str, **extra: Any
 ) -> TestResponse:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier, **extra}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+        **extra,
+    }
     headers = {}
     if secret is None:
         data["client_id"] = client_id

@@ -25,7 +25,7 @@ def new_subject() -> str:
     return secrets.token_urlsafe(16)
 
 
-class Role(db.Model):  # type: ignore[name-defined,misc]
+class Role(db.Model):  # type: ignore[name-defined]
     __tablename__ = "roles"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,7 +36,7 @@ class Role(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class User(db.Model):  # type: ignore[name-defined,misc]
+class User(db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,11 +10,9 @@ from flask.typing import ResponseReturnValue
 
 from ..sessions.services import current_user, end_session, start_session
 from .forms import LoginForm, LogoutForm
-from .scopes import describe_scope
 from .services import authenticate
 
 bp = Blueprint("accounts", __name__)
-bp.add_app_template_filter(describe_scope, "describe_scope")
 
 # One message for an unknown e-mail and a wrong password: do not reveal who has an account.
 INCORRECT_CREDENTIALS = "Incorrect e-mail or password."

@@ -72,7 +72,7 @@ class OAuthClient:
         return self.client_id
 
     def get_default_redirect_uri(self) -> str | None:
-        """RFC 6749 section 3.1.2.3: the redirect_uri may be omitted only if exactly one is registered."""
+        """RFC 6749 section 3.1.2.3: redirect_uri may be omitted only when one is registered."""
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
@@ -112,9 +112,7 @@ def load_client(client_id: str | None) -> OAuthClient | None:
     """The active client with this id, from the per-process cache or the database."""
     if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
         return None
-    cache: dict[str, tuple[float, OAuthClient]] = current_app.extensions.setdefault(
-        CACHE_KEY, {}
-    )
+    cache: dict[str, tuple[float, OAuthClient]] = current_app.extensions.setdefault(CACHE_KEY, {})
     now = time.monotonic()
     hit = cache.get(client_id)
     if hit is not None and hit[0] > now:

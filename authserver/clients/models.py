@@ -18,7 +18,7 @@ GRANT_TYPES = (
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 
-class Client(db.Model):  # type: ignore[name-defined,misc]
+class Client(db.Model):  # type: ignore[name-defined]
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import UTCDateTime, db, utcnow
 
 
-class SigningKey(db.Model):  # type: ignore[name-defined,misc]
+class SigningKey(db.Model):  # type: ignore[name-defined]
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -96,7 +96,7 @@ class AuthorizationRequest:
         )
 
 
-class Interrupt(Exception):  # noqa: N818 - control flow, not an error
+class Interrupt(Exception):
     """A step answers the browser itself: a sign-in redirect or the consent page."""
 
     def __init__(self, response: Response | str) -> None:
@@ -177,7 +177,7 @@ def check_authentication(req: AuthorizationRequest) -> None:
 
 
 def check_consent(req: AuthorizationRequest) -> None:
-    """Ask for consent unless the client is first-party or the person already allowed these scopes."""
+    """Ask for consent unless the client is first-party or these scopes were allowed before."""
     client = req.client
     if client.skip_consent and "consent" not in req.prompts:
         return
@@ -248,4 +248,4 @@ def _sign_in_url(req: AuthorizationRequest) -> str:
         args["reauth"] = "1"
     if hint := req.params.get("login_hint"):
         args["login_hint"] = hint
-    return url_for("accounts.login", **args)
+    return url_for("accounts.login", **args)  # type: ignore[arg-type]

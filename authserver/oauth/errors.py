@@ -5,6 +5,7 @@ from __future__ import annotations
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Response, current_app, redirect, render_template
+from werkzeug.wrappers import Response as BaseResponse
 
 
 class InvalidTargetError(OAuth2Error):
@@ -25,8 +26,8 @@ def error_page(error: str, description: str | None, status: int = 400) -> Respon
     return Response(body, status=status, mimetype="text/html")
 
 
-def redirect_error(error: OAuth2Error) -> Response:
-    """RFC 6749 section 4.1.2.1: to the verified redirect_uri, with `state` and `iss`; else a page."""
+def redirect_error(error: OAuth2Error) -> BaseResponse:
+    """RFC 6749 section 4.1.2.1: to the verified redirect_uri with `state` and `iss`."""
     if not error.redirect_uri:
         return error_page(error.error, error.description)
     params = list(error.get_body())

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import UTCDateTime, db, utcnow
 
 
-class AuthorizationCode(db.Model):  # type: ignore[name-defined,misc]
+class AuthorizationCode(db.Model):  # type: ignore[name-defined]
     __tablename__ = "authorization_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,7 +53,7 @@ class AuthorizationCode(db.Model):  # type: ignore[name-defined,misc]
         return self.scope
 
 
-class Grant(db.Model):  # type: ignore[name-defined,misc]
+class Grant(db.Model):  # type: ignore[name-defined]
     __tablename__ = "grants"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -73,14 +73,12 @@ class Grant(db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
+class RefreshToken(db.Model):  # type: ignore[name-defined]
     __tablename__ = "refresh_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    grant_id: Mapped[str] = mapped_column(
-        ForeignKey("grants.id", ondelete="CASCADE"), index=True
-    )
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(String(64))
     scope: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -98,7 +96,7 @@ class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
         return self.scope
 
 
-class RevokedAccessToken(db.Model):  # type: ignore[name-defined,misc]
+class RevokedAccessToken(db.Model):  # type: ignore[name-defined]
     """A JWT access token revoked before it expired (RFC 7009); kept until `expires_at`."""
 
     __tablename__ = "revoked_access_tokens"
@@ -108,7 +106,7 @@ class RevokedAccessToken(db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Consent(db.Model):  # type: ignore[name-defined,misc]
+class Consent(db.Model):  # type: ignore[name-defined]
     """What a person allowed a client, so the consent page is not shown again."""
 
     __tablename__ = "consents"

@@ -81,9 +81,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     logging.getLogger("authlib").setLevel(logging.INFO)
     server = AuthorizationServer()
     server.init_app(app)
-    server.register_grant(
-        AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()]
-    )
+    server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(RevocationEndpoint)

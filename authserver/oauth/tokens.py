@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
+
 from ..extensions import db, utcnow
 from ..keys import current_keyring
 from .models import Grant, RevokedAccessToken

@@ -60,6 +60,7 @@ def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse
                 check_authentication(req)
             if decision != "allow":
                 return server.create_authorization_response(grant=grant, grant_user=None)
+            assert user is not None
             remember_consent(user.id, req.client.client_id, req.scope)
         grant.request.login_session = session
         grant.request.resources = req.resources

@@ -62,7 +62,7 @@ def userinfo() -> Response:
         return bearer_error(403, "insufficient_scope", "The openid scope is required.")
     grant = db.session.get(Grant, token.grant_id)
     user = db.session.get(User, grant.user_id) if grant is not None else None
-    if user is None or not user.is_active or user.sub != token.claims["sub"]:
+    if grant is None or user is None or not user.is_active or user.sub != token.claims["sub"]:
         return bearer_error(401, "invalid_token", "The access token is not valid.")
     claims = release_claims(user, str(token.claims.get("scope", "")), grant.claims, "userinfo")
     response = jsonify(claims)

@@ -11,7 +11,7 @@ from ..accounts.models import User
 from ..extensions import UTCDateTime, db, utcnow
 
 
-class LoginSession(db.Model):  # type: ignore[name-defined,misc]
+class LoginSession(db.Model):  # type: ignore[name-defined]
     __tablename__ = "login_sessions"
 
     # SHA-256 of the cookie value: a database leak does not hand out live sessions.

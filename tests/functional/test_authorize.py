@@ -83,7 +83,7 @@ def test_only_the_code_response_type(client: FlaskClient, rp, response_type: str
 
 def test_repeated_parameters_are_refused(client: FlaskClient, rp) -> None:
     _, challenge = pkce_pair()
-    params = list(authorize_params(rp.client_id, challenge).items()) + [("state", "again")]
+    params = [*authorize_params(rp.client_id, challenge).items(), ("state", "again")]
     response = client.get("/authorize", query_string=params)
     assert response.status_code == 400
     assert "Location" not in response.headers
@@ -185,10 +185,16 @@ def test_first_party_client_skips_consent(client: FlaskClient, app: Flask) -> No
 
 def test_request_objects_are_refused_by_name(client: FlaskClient, rp) -> None:
     _, challenge = pkce_pair()
-    got = query(client.get("/authorize", query_string=authorize_params(rp.client_id, challenge, request="e30.e30.")))
+    got = query(
+        client.get(
+            "/authorize", query_string=authorize_params(rp.client_id, challenge, request="e30.e30.")
+        )
+    )
     assert got["error"] == "request_not_supported"
     params = authorize_params(rp.client_id, challenge, request_uri="https://rp.example.com/r")
-    assert query(client.get("/authorize", query_string=params))["error"] == "request_uri_not_supported"
+    assert (
+        query(client.get("/authorize", query_string=params))["error"] == "request_uri_not_supported"
+    )
 
 
 def test_unregistered_resource_is_invalid_target(client: FlaskClient, rp) -> None:

@@ -68,20 +68,30 @@ def test_resource_indicator(client: FlaskClient, service) -> None:
 
 def test_client_secret_post_works_for_services(client: FlaskClient, app: Flask) -> None:
     svc, secret = make_client(
-        redirect_uris=[], grant_types=["client_credentials"], scope="api:read",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope="api:read",
         auth_method="client_secret_post",
     )
     response = client.post(
         "/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": svc.client_id, "client_secret": secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": svc.client_id,
+            "client_secret": secret,
+        },
     )
     assert response.status_code == 200
 
 
-def test_revoked_client_credentials_token_introspects_inactive(client: FlaskClient, service) -> None:
+def test_revoked_client_credentials_token_introspects_inactive(
+    client: FlaskClient, service
+) -> None:
     access = token(client, service).get_json()["access_token"]
     auth = basic(service[0].client_id, service[1])
-    assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json()["active"]
+    assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json()[
+        "active"
+    ]
     assert client.post("/oauth2/revoke", data={"token": access}, headers=auth).status_code == 200
     assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json() == {
         "active": False

@@ -46,12 +46,7 @@ EXPECTED = {
         "acr",
         "amr",
         "at_hash",
-        "azp",
-        "sid",
         "name",
-        "given_name",
-        "family_name",
-        "preferred_username",
         "email",
         "email_verified",
         "updated_at",
@@ -118,3 +113,11 @@ def test_head_works_and_other_methods_are_refused_without_a_5xx(
     assert head.status_code == 200 and head.data == b""
     for method in ("POST", "PUT", "DELETE"):
         assert client.open(path, method=method).status_code == 405
+
+
+def test_every_advertised_person_claim_can_be_released(client) -> None:
+    from authserver.oidc.claims import SUPPORTED_CLAIMS
+
+    advertised = set(client.get("/.well-known/openid-configuration").get_json()["claims_supported"])
+    id_token_claims = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
+    assert advertised - id_token_claims == set(SUPPORTED_CLAIMS)

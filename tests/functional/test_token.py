@@ -169,7 +169,11 @@ def test_public_client_with_pkce_gets_rotating_refresh_tokens(client: FlaskClien
     code, _ = get_code(client, rp.client_id, challenge)
     body = exchange(client, rp.client_id, None, code, verifier).get_json()
     assert body["refresh_token"]
-    data = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": rp.client_id}
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": body["refresh_token"],
+        "client_id": rp.client_id,
+    }
     again = client.post("/oauth2/token", data=data)
     assert again.status_code == 200
     assert again.get_json()["refresh_token"] != body["refresh_token"]
@@ -189,9 +193,14 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client: FlaskClient, rp) -
     assert reuse.status_code == 400
     assert reuse.get_json()["error"] == "invalid_grant"
     # The whole family is gone: the successor and its access token too.
-    assert refresh(client, rp, second_tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+    assert (
+        refresh(client, rp, second_tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+    )
     assert introspect(client, rp, second_tokens["access_token"]) == {"active": False}
-    assert db.session.scalar(select(func.count()).select_from(Grant).where(Grant.revoked_at.is_(None))) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(Grant).where(Grant.revoked_at.is_(None)))
+        == 0
+    )
 
 
 def test_refresh_may_narrow_but_not_widen_scope(client: FlaskClient, rp) -> None:
@@ -263,16 +272,22 @@ def test_rs256_access_tokens_when_configured(app_factory) -> None:
         make_user()
         rp = make_client()
         body = tokens_for(client, rp)
-        assert jwt.decode(body["access_token"], KeySet.import_key_set(
-            client.get("/.well-known/jwks.json").get_json())).header["alg"] == "RS256"
+        assert (
+            jwt.decode(
+                body["access_token"],
+                KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json()),
+            ).header["alg"]
+            == "RS256"
+        )
 
 
 def test_resource_indicator_sets_the_audience(client: FlaskClient, app: Flask) -> None:
     make_user()
     rp = make_client(resources=["https://api.example.com/"])
     body = tokens_for(client, rp, resource="https://api.example.com/")
-    claims = jwt.decode(body["access_token"], KeySet.import_key_set(
-        client.get("/.well-known/jwks.json").get_json())).claims
+    claims = jwt.decode(
+        body["access_token"], KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
+    ).claims
     assert claims["aud"] == "https://api.example.com/"
 
 

@@ -55,7 +55,11 @@ def test_bad_tokens(client: FlaskClient, header: str) -> None:
 
 def test_revoked_token_is_refused(client: FlaskClient, rp) -> None:
     body = tokens_for(client, rp)
-    client.post("/oauth2/revoke", data={"token": body["access_token"]}, headers=basic(rp[0].client_id, rp[1]))
+    client.post(
+        "/oauth2/revoke",
+        data={"token": body["access_token"]},
+        headers=basic(rp[0].client_id, rp[1]),
+    )
     response = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

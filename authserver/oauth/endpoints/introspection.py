@@ -40,7 +40,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
         """Section 2.2: the token's metadata."""
         if token.access is not None:
             claims = token.access.claims
-            payload = {
+            payload: dict[str, Any] = {
                 key: claims[key]
                 for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
                 if key in claims

@@ -11,7 +11,7 @@ from ..tokens import issue_access_token
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    """Only confidential clients; the token's subject is the client itself (RFC 9068 section 2.2)."""
+    """Confidential clients only; the token's subject is the client (RFC 9068 section 2.2)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 

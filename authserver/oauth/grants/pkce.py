@@ -1,4 +1,4 @@
-"""RFC 7636 (PKCE), as RFC 9700 section 2.1.1 wants it: S256 only, required of every client."""
+"""RFC 7636 (PKCE) as RFC 9700 section 2.1.1 wants it: S256 only, required of every client."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
 
 
 def compare_s256(code_verifier: str, code_challenge: str) -> bool:
-    """RFC 7636 section 4.6: BASE64URL(SHA256(code_verifier)) == code_challenge, in constant time."""
+    """RFC 7636 section 4.6: BASE64URL(SHA256(verifier)) == challenge, in constant time."""
     expected = create_s256_code_challenge(code_verifier)
     return hmac.compare_digest(expected.encode(), code_challenge.encode())
 
@@ -37,7 +37,7 @@ class RequiredS256CodeChallenge(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
-        """RFC 7636 section 4.6: every code carries a challenge, so every redemption needs a verifier."""
+        """RFC 7636 section 4.6: every code has a challenge, so each redemption needs a verifier."""
         if not grant.request.form.get("code_verifier"):
             raise InvalidRequestError("Missing 'code_verifier'.")
         super().validate_code_verifier(grant, result)

@@ -44,7 +44,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return row
 
     def _reuse_detected(self, row: RefreshToken) -> None:
-        log.warning("refresh token reuse for client %s; revoking grant %s", row.client_id, row.grant_id)
+        log.warning(
+            "refresh token reuse for client %s; revoking grant %s", row.client_id, row.grant_id
+        )
         grant_id = row.grant_id
         db.session.rollback()
         revoke_grant(grant_id)
