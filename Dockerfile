@@ -1,0 +1,42 @@
+# authserver: production image. Build with `docker build -t authserver .`
+#
+# The image never migrates on start (several replicas would race). Apply the
+# migrations as an explicit step before starting or upgrading the server:
+#
+#   docker run --rm --env-file authserver.env authserver authserver db upgrade
+#   docker run -d -p 8000:8000 --env-file authserver.env authserver
+#
+# authserver.env needs at least AUTHSERVER_ISSUER (https), AUTHSERVER_SECRET_KEY
+# (32+ characters) and AUTHSERVER_DATABASE_URL (postgresql://...).
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml README.md ./
+COPY authserver ./authserver
+# Editable install: the app finds migrations/, templates/ and static/ next to the
+# package, so the code stays at /app in the final image too.
+RUN pip install --upgrade pip && pip install -e .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    AUTHSERVER_ENV=production \
+    AUTHSERVER_INSTANCE_PATH=/var/lib/authserver
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin authserver \
+    && mkdir -p /var/lib/authserver \
+    && chown authserver:authserver /var/lib/authserver
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
+COPY wsgi.py ./
+USER authserver
+EXPOSE 8000
+CMD ["gunicorn", "--workers", "2", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "wsgi:app"]
