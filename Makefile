@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 
 # Migrate the SQLite database in instance/, make signing keys, say how to create the
 # first user, then serve the issuer on http://$(HOST):$(PORT).
+run: export AUTHSERVER_ISSUER ?= http://$(HOST):$(PORT)
 run: install
 	$(BIN)/authserver db upgrade
 	$(BIN)/authserver keys ensure

@@ -251,7 +251,15 @@ def _check_web_origins(origins: Iterable[str]) -> list[str]:
             or origin.endswith(("?", "#"))
         ):
             raise ClientError(f"web_origin {origin!r} must be scheme://host[:port], no path")
-    return checked
+    return _unique(_serialize_origin(urlsplit(origin)) for origin in checked)
+
+
+def _serialize_origin(parts: SplitResult) -> str:
+    """RFC 6454 section 6.2: lower-case scheme and host, default port omitted, as browsers send."""
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host.lower()}{port}"
 
 
 def _check_id_token_alg(alg: str | None) -> str | None:

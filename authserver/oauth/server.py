@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app, json
 
@@ -27,6 +28,18 @@ class ConfiguredIssuerParameter(IssuerParameter):
 
     def get_issuer(self) -> str:
         return str(current_app.config["AUTHSERVER"].issuer)
+
+
+def tolerant_client_secret_basic(query_client: Any, request: Any) -> Any:
+    """RFC 6749 section 2.3.1: a malformed Basic header fails authentication, it is not a crash.
+
+    Authlib's parser raises ValueError on "Basic" without credentials and
+    UnicodeDecodeError on credentials that are not UTF-8.
+    """
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except ValueError:
+        return None
 
 
 class AuthorizationServer(FlaskAuthorizationServer):
@@ -81,6 +94,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     logging.getLogger("authlib").setLevel(logging.INFO)
     server = AuthorizationServer()
     server.init_app(app)
+    server.register_client_auth_method("client_secret_basic", tolerant_client_secret_basic)
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(ClientCredentialsGrant)

@@ -238,6 +238,20 @@ def test_web_origins_are_scheme_host_and_port(app: Flask, origin: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("origin", "stored"),
+    [
+        ("HTTPS://App.Example.COM", "https://app.example.com"),
+        ("https://app.example.com:443", "https://app.example.com"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_web_origins_are_stored_as_browsers_send_them(app: Flask, origin: str, stored: str) -> None:
+    client, _ = register(web_origins=[origin])
+
+    assert client.web_origins == [stored]
+
+
+@pytest.mark.parametrize(
     "origin",
     [
         "https://app.example.com/",
