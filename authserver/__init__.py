@@ -43,10 +43,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         n = config.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import keys, oauth, oidc, security, sessions
+    from . import branding, keys, oauth, oidc, security, sessions
+    from .accounts import settings_views, two_step_views
     from .accounts import views as account_views
     from .cli import register_commands
     from .extensions import csrf, db, migrate
+    from .oauth import device_views
+    from .oidc import logout
 
     db.init_app(app)
     if config.database_url.startswith("sqlite"):
@@ -59,7 +62,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     keys.init_app(app)
     oauth.init_app(app)
     oidc.init_app(app)
-    app.register_blueprint(account_views.bp)
+    for blueprint in (
+        account_views.bp,
+        settings_views.bp,
+        two_step_views.bp,
+        device_views.bp,
+        logout.bp,
+        branding.bp,
+    ):
+        app.register_blueprint(blueprint)
     register_commands(app)
     return app
 

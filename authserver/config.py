@@ -8,6 +8,7 @@ with one clear line instead of a traceback.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -76,8 +77,20 @@ class Config:
     # argon2id cost (OWASP: m=19 MiB, t=2, p=1).
     argon2_memory_cost: int = 19 * 1024
     argon2_time_cost: int = 2
-    # Product name shown on hosted pages.
+    # Product name, logo and accent colour of the hosted pages.
     product_name: str = "authserver"
+    logo_url: str = "/static/img/logo.svg"
+    accent_color: str = "#3b5bdb"
+    # Whether people may create their own accounts on the sign-up page.
+    signup: bool = True
+    # Sender of the server's e-mails.
+    mail_from: str = "authserver <no-reply@localhost>"
+    # Lifetimes of e-mailed links, in seconds.
+    password_reset_ttl: int = 30 * 60
+    email_verification_ttl: int = 24 * 3600
+    # RFC 8628: device code lifetime and minimum polling interval, in seconds.
+    device_code_ttl: int = 10 * 60
+    device_poll_interval: int = 5
     # Trust X-Forwarded-* from this many proxies (0 = none).
     proxy_fix: int = 0
 
@@ -134,6 +147,10 @@ class Config:
             "authorization_code_ttl",
             "session_ttl",
             "cache_ttl",
+            "password_reset_ttl",
+            "email_verification_ttl",
+            "device_code_ttl",
+            "device_poll_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
@@ -142,6 +159,8 @@ class Config:
         if self.mail_url and urlsplit(self.mail_url).scheme not in ("smtp", "smtps"):
             raise ConfigError(f"{PREFIX}MAIL_URL: expected an smtp:// or smtps:// URL")
 
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
+            raise ConfigError(f"{PREFIX}ACCENT_COLOR: expected a colour like #3b5bdb")
         instance = Path(self.instance_path or Path.cwd() / "instance").resolve()
         secret_key = self.secret_key
         if not secret_key:

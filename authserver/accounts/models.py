@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import UTCDateTime, db, utcnow
@@ -47,6 +47,13 @@ class User(db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # RFC 6238 shared secret, Fernet-encrypted under the server secret; set while enrolling.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Set once enrolment is confirmed with a valid code: two-step verification is on.
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last accepted time step, so a code cannot be replayed within its window.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -62,3 +69,32 @@ class User(db.Model):  # type: ignore[name-defined]
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
+
+
+class AccountToken(db.Model):  # type: ignore[name-defined]
+    """A single-use e-mailed link (verify e-mail, reset password), stored only as a hash."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "verify_email" or "reset_password".
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The address a verification link proves (it may be a new address being changed to).
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecoveryCode(db.Model):  # type: ignore[name-defined]
+    """A one-time two-step verification recovery code, stored as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from ..sessions.services import current_user, end_session, start_session
+from ..sessions.services import current_user, end_session
 from .forms import LoginForm, LogoutForm
 from .services import authenticate
+from .two_step import finish_password_step
 
 bp = Blueprint("accounts", __name__)
 
@@ -57,8 +58,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
-            start_session(user, amr=["pwd"])
-            return redirect(next_url)
+            return finish_password_step(user, next_url)
         error = INCORRECT_CREDENTIALS
     elif request.method == "POST":
         filled = form.email.data and form.password.data

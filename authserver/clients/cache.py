@@ -112,6 +112,9 @@ def load_client(client_id: str | None) -> OAuthClient | None:
     """The active client with this id, from the per-process cache or the database."""
     if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
         return None
+    if "\x00" in client_id:
+        # No client id holds NUL, and PostgreSQL refuses it in a query parameter.
+        return None
     cache: dict[str, tuple[float, OAuthClient]] = current_app.extensions.setdefault(CACHE_KEY, {})
     now = time.monotonic()
     hit = cache.get(client_id)

@@ -111,6 +111,12 @@ def check_no_repeated_parameters(params: MultiDict[str, str]) -> None:
             raise InvalidRequestError(f"Multiple '{name}' parameters.")
 
 
+def check_no_nul_characters(req: AuthorizationRequest) -> None:
+    """No legitimate parameter holds NUL, and PostgreSQL cannot store one (the nonce is stored)."""
+    if any("\x00" in value for _, value in req.params.items(multi=True)):
+        raise req.error(InvalidRequestError, "Parameters must not contain NUL characters.")
+
+
 def check_request_object(req: AuthorizationRequest) -> None:
     """OpenID Connect Core section 6: request objects are not supported, and say so."""
     if "request" in req.params:
@@ -193,6 +199,7 @@ def check_consent(req: AuthorizationRequest) -> None:
 
 # The whole flow, after Authlib has validated the client, redirect_uri, scope and PKCE.
 PIPELINE = (
+    check_no_nul_characters,
     check_request_object,
     check_response_mode,
     check_prompt,
@@ -205,6 +212,7 @@ PIPELINE = (
 
 # The consent decision re-validates the request but does not prompt again.
 DECISION_PIPELINE = (
+    check_no_nul_characters,
     check_request_object,
     check_response_mode,
     check_prompt,

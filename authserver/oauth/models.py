@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import UTCDateTime, db, utcnow
@@ -120,3 +120,32 @@ class Consent(db.Model):  # type: ignore[name-defined]
     scope: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DeviceCode(db.Model):  # type: ignore[name-defined]
+    """RFC 8628: a device authorization request, from issue to redemption."""
+
+    __tablename__ = "device_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Normalised (upper case, no separator); short-lived, so unique among live codes.
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    resource: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Section 3.5: the minimum polling interval, raised by slow_down.
+    interval: Mapped[int] = mapped_column(Integer, default=5)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # pending -> approved | denied; approved -> used (set atomically at redemption).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    grant_id: Mapped[str | None] = mapped_column(String(32))

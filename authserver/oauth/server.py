@@ -6,9 +6,12 @@ import logging
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app, json
+from flask import request as flask_request
 
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import db
@@ -42,8 +45,27 @@ def tolerant_client_secret_basic(query_client: Any, request: Any) -> Any:
         return None
 
 
+class IssuerOAuth2Request(FlaskOAuth2Request):
+    """Authlib's request, addressed by our configured issuer rather than the socket's URL.
+
+    Authlib refuses plain-http request URLs; behind a TLS-terminating proxy the
+    WSGI URL is http while the issuer is https. Transport security is decided by
+    the issuer (production requires https), not by how the proxy reached us.
+    """
+
+    def __init__(self, request: Any, issuer: str) -> None:
+        OAuth2Request.__init__(
+            self, method=request.method, uri=issuer + request.full_path, headers=request.headers
+        )
+        self._request = request
+        self.payload = FlaskOAuth2Payload(request)
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     """Token responses are sent only after their rows are committed, and never cached."""
+
+    def create_oauth2_request(self, request: Any) -> IssuerOAuth2Request:
+        return IssuerOAuth2Request(flask_request, current_app.config["AUTHSERVER"].issuer)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         return load_client(client_id)

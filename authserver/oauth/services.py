@@ -130,7 +130,9 @@ def check_resources(client: OAuthClient, values: list[str]) -> list[str]:
     resources: list[str] = []
     for value in values:
         if value not in client.resources:
-            raise InvalidTargetError(f"The resource {value!r} is not allowed for this client.")
+            # Not echoed: RFC 6749 section 5.2 limits error_description to printable ASCII
+            # without quote or backslash, and Authlib raises ValueError on anything else.
+            raise InvalidTargetError("A requested resource is not allowed for this client.")
         if value not in resources:
             resources.append(value)
     return resources

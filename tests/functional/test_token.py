@@ -307,3 +307,17 @@ def test_unauthorized_client_for_a_grant_it_lacks(client: FlaskClient, rp) -> No
         headers=basic(rp[0].client_id, rp[1]),
     )
     assert response.get_json()["error"] == "unauthorized_client"
+
+
+def test_transport_security_follows_the_issuer_not_the_socket(app_factory) -> None:
+    """Behind a TLS proxy the WSGI URL is http; the https issuer decides."""
+    app = app_factory(issuer="https://id.example.com")
+    with app.app_context():
+        client = app.test_client()
+        svc, secret = make_client(redirect_uris=[], grant_types=["client_credentials"], scope="a")
+        response = client.post(
+            "http://10.0.0.5/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic(svc.client_id, secret),
+        )
+        assert response.status_code == 200, response.text
