@@ -81,6 +81,7 @@ def issue_user_tokens(
         audience=audience_for(grant.resource),
         grant_id=grant.id,
         auth_time=int(grant.auth_time.timestamp()),
+        extra={"roles": user.role_names} if user.roles else None,
     )
     token: dict[str, Any] = {
         "token_type": "Bearer",
