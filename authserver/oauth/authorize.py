@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 from ..accounts.models import User
 from ..oidc.claims import parse_claims_request
 from ..sessions.models import LoginSession
+from ..sessions.services import auth_age_seconds
 from .consent import has_consent
 from .services import check_resources
 
@@ -174,7 +175,7 @@ def check_authentication(req: AuthorizationRequest) -> None:
     """Sign the person in when nobody is, or when `prompt=login` or `max_age` asks again."""
     if req.user is not None and req.session is not None:
         fresh = _signed_in_since_redirect(req)
-        too_old = req.max_age is not None and _auth_age(req.session) > req.max_age
+        too_old = req.max_age is not None and auth_age_seconds(req.session) > req.max_age
         if fresh or ("login" not in req.prompts and not too_old):
             return
     if "none" in req.prompts:
@@ -225,10 +226,6 @@ DECISION_PIPELINE = (
 def continuation_params(params: MultiDict[str, str]) -> list[tuple[str, str]]:
     """The request's own parameters, without ours."""
     return [(k, v) for k, v in params.items(multi=True) if k not in INTERNAL_PARAMS]
-
-
-def _auth_age(session: LoginSession) -> int:
-    return max(0, int(time.time() - session.auth_time.timestamp()))
 
 
 def _serializer() -> URLSafeTimedSerializer:
