@@ -1,7 +1,131 @@
-"""RFC 8628 pages: user code entry and confirmation."""
+"""RFC 8628 routes: the device authorization endpoint, user code entry and confirmation."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import HiddenField, StringField
+from wtforms.validators import Length
+
+from ..clients.cache import load_client
+from ..extensions import csrf
+from ..sessions.services import current_session, current_user
+from .consent import describe_scopes
+from .device import (
+    approve_device_code,
+    deny_device_code,
+    find_pending_code,
+    format_user_code,
+    normalize_user_code,
+)
 
 bp = Blueprint("device", __name__)
+
+# One message for a wrong, expired or already used code (section 5.1: no hints to a guesser).
+INVALID_CODE = "That code is not valid or has expired. Check the code on your device and try again."
+MAX_USER_CODE_INPUT = 32
+INVALID_FORM_STATUS = 422
+OUTCOMES = ("approved", "denied")
+
+
+class UserCodeForm(FlaskForm):
+    """The code the device shows."""
+
+    user_code = StringField("Code", validators=[Length(max=MAX_USER_CODE_INPUT)])
+
+
+class DecisionForm(FlaskForm):
+    """Allow or Deny, for the code on the confirm page."""
+
+    user_code = HiddenField(validators=[Length(max=MAX_USER_CODE_INPUT)])
+
+
+@bp.post("/oauth2/device_authorization")
+@csrf.exempt
+def device_authorization() -> Response:
+    """RFC 8628 section 3.1: the device authorization request."""
+    server: Any = current_app.extensions["authserver.oauth"]
+    response: Response = server.create_endpoint_response("device_authorization")
+    return response
+
+
+@bp.get("/device")
+def enter_code() -> ResponseReturnValue:
+    """Section 3.3: the verification_uri; `?user_code=` (verification_uri_complete) pre-fills it."""
+    user_code = _displayed(request.args.get("user_code", ""))
+    if current_session() is None:
+        return _sign_in(user_code)
+    return _entry_page(user_code)
+
+
+@bp.post("/device")
+def submit_code() -> ResponseReturnValue:
+    """Look the code up and ask the person to confirm it."""
+    form = UserCodeForm()
+    user_code = _displayed(form.user_code.data or "")
+    login_session = current_session()
+    if login_session is None:
+        return _sign_in(user_code)
+    row = find_pending_code(user_code) if form.validate() else None
+    client = load_client(row.client_id) if row is not None else None
+    if row is None or client is None:
+        return _entry_page(user_code, error=INVALID_CODE)
+    return render_template(
+        "device/confirm.html",
+        form=DecisionForm(formdata=None, user_code=format_user_code(row.user_code)),
+        user_code=format_user_code(row.user_code),
+        client_name=client.client_name,
+        scopes=describe_scopes(row.scope),
+        user=current_user(),
+    )
+
+
+@bp.post("/device/decision")
+def decide() -> ResponseReturnValue:
+    """Section 3.3: Allow approves the device with this sign-in; Deny refuses it."""
+    form = DecisionForm()
+    user_code = _displayed(form.user_code.data or "")
+    login_session = current_session()
+    if login_session is None:
+        return _sign_in(user_code)
+    row = find_pending_code(user_code) if form.validate() else None
+    if row is None:
+        return _entry_page(user_code, error=INVALID_CODE)
+    allowed = request.form.get("decision") == "allow"
+    decided = approve_device_code(row, login_session) if allowed else deny_device_code(row)
+    if not decided:
+        return _entry_page(user_code, error=INVALID_CODE)
+    return redirect(url_for("device.done", outcome="approved" if allowed else "denied"))
+
+
+@bp.get("/device/done")
+def done() -> ResponseReturnValue:
+    """The person may go back to the device, which learns the answer when it polls."""
+    outcome = request.args.get("outcome")
+    return render_template("device/done.html", approved=outcome == OUTCOMES[0])
+
+
+def _displayed(value: str) -> str:
+    """Section 6.1: what the field shows: XXXX-XXXX when it reads as a code, else as typed."""
+    value = value[:MAX_USER_CODE_INPUT]
+    code = normalize_user_code(value)
+    return format_user_code(code) if code is not None else value.strip()
+
+
+def _entry_page(user_code: str, error: str | None = None) -> ResponseReturnValue:
+    page = render_template(
+        "device/enter.html",
+        form=UserCodeForm(formdata=None, user_code=user_code),
+        error=error,
+    )
+    return (page, INVALID_FORM_STATUS) if error else page
+
+
+def _sign_in(user_code: str) -> Response:
+    """Sign-in first, coming back to the entry page with the code still filled in."""
+    target = url_for("device.enter_code", user_code=user_code or None)
+    return redirect(url_for("accounts.login", next=target))

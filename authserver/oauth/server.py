@@ -16,6 +16,7 @@ from flask import request as flask_request
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import db
 from ..oidc.extension import OpenIDConnect
+from .device import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant
@@ -120,7 +121,9 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceCodeGrant, [OpenIDConnect()])
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(DeviceAuthorizationEndpoint)
     server.register_extension(ConfiguredIssuerParameter())
     return server
