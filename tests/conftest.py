@@ -111,6 +111,7 @@ def app_factory(database_url: str, instance_dir: Path, _schema: None) -> Iterato
 
     def make(**extra: Any) -> Flask:
         app = create_app(app_overrides(database_url, instance_dir, **extra))
+        app.before_request(_forget_request_globals)
         made.append(app)
         return app
 
@@ -135,6 +136,17 @@ def app(app_factory: Any) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def _forget_request_globals() -> None:
+    """Tests hold one app context open, so `g` outlives a request; a server's does not.
+
+    Flask-WTF caches the CSRF token on `g`: without this, a second test client would
+    be handed the first one's token.
+    """
+    from flask import g
+
+    g.pop("csrf_token", None)
 
 
 def _empty_tables(app: Flask) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
 
+from ..accounts.totp import ACR_VALUES_SUPPORTED
 from ..config import Config
 
 EXTENSION = "authserver.discovery"
@@ -61,12 +62,19 @@ def metadata(config: Config) -> dict[str, Any]:
             "client_secret_basic",
             "client_secret_post",
         ],
+        # RFC 8628 section 4.
+        "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",
         # OpenID Connect RP-Initiated Logout 1.0 section 2.1.
         "end_session_endpoint": f"{issuer}/logout",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
@@ -81,6 +89,8 @@ def metadata(config: Config) -> dict[str, Any]:
         # RFC 9207 section 3: `iss` in every authorization response.
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
+        # "1": password; "2": password and a second step (accounts/totp.py).
+        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "ui_locales_supported": ["en"],
     }
 

@@ -26,11 +26,17 @@ EXPECTED = {
     ],
     "introspection_endpoint": f"{ISSUER}/oauth2/introspect",
     "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    "device_authorization_endpoint": f"{ISSUER}/oauth2/device_authorization",
     "end_session_endpoint": f"{ISSUER}/logout",
     "scopes_supported": ["openid", "profile", "email", "offline_access"],
     "response_types_supported": ["code"],
     "response_modes_supported": ["query"],
-    "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+    "grant_types_supported": [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ],
     "subject_types_supported": ["public"],
     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -58,6 +64,7 @@ EXPECTED = {
     "require_request_uri_registration": False,
     "authorization_response_iss_parameter_supported": True,
     "prompt_values_supported": ["none", "login", "consent"],
+    "acr_values_supported": ["1", "2"],
     "ui_locales_supported": ["en"],
 }
 
@@ -81,7 +88,7 @@ def test_the_issuer_is_the_configured_one_and_every_endpoint_lives_under_it() ->
     document = metadata(Config(issuer=ISSUER, secret_key="s" * 40, instance_path="/tmp"))
     assert document["issuer"] == ISSUER
     urls = {k: v for k, v in document.items() if k.endswith(("_endpoint", "_uri"))}
-    assert len(urls) == 7
+    assert len(urls) == 8
     assert all(url.startswith(ISSUER + "/") for url in urls.values())
     assert "plain" not in document["code_challenge_methods_supported"]
     assert "none" not in document["id_token_signing_alg_values_supported"]
