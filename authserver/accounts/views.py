@@ -1,16 +1,28 @@
-"""Hosted account pages: sign in, sign out, home."""
+"""Hosted account pages: sign in and home (sign out is oidc/logout.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 
-from ..sessions.services import current_user, end_session
-from .forms import LoginForm, LogoutForm
-from .services import authenticate
+from ..sessions.services import current_user
+from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from .registration import (
+    RESET_PASSWORD,
+    VERIFY_EMAIL,
+    describe_duration,
+    peek_token,
+    register,
+    request_password_reset,
+    reset_password,
+    send_verification_email,
+    verify_email_token,
+)
+from .services import AccountError, authenticate, normalize_email
 from .two_step import finish_password_step
 
 bp = Blueprint("accounts", __name__)
@@ -67,17 +79,127 @@ def login() -> ResponseReturnValue:
     return render_template("accounts/login.html", form=form, error=error)
 
 
-@bp.route("/logout", methods=["GET", "POST"])
-def logout() -> ResponseReturnValue:
-    """GET asks for confirmation; POST signs out and goes home."""
-    form = LogoutForm()
-    if form.validate_on_submit():
-        end_session()
-        return redirect("/")
-    return render_template("accounts/logout.html", form=form, user=current_user())
-
-
 @bp.route("/")
 def home() -> str:
     """Who is signed in, with links to sign in or out."""
     return render_template("accounts/home.html", user=current_user())
+
+
+# Sign-up, e-mail verification and password reset (services in accounts/registration.py).
+# Their answers never depend on whether an address has an account.
+
+# A link that is unknown, used or expired; which one is not said.
+INVALID_LINK_STATUS = 404
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> ResponseReturnValue:
+    """Create an account; the answer is the same whether or not the address is taken."""
+    if not current_app.config["AUTHSERVER"].signup:
+        abort(404)
+    form = SignupForm()
+    next_url = safe_next(form.next.data or request.args.get("next"))
+    if request.method == "GET" and current_user() is not None:
+        return redirect(next_url)
+    if form.validate_on_submit():
+        try:
+            register(form.email.data, form.password.data, form.name.data or "")
+        except AccountError as error:
+            form.email.errors = [str(error)]
+        else:
+            return _check_your_mail("signup", form.email.data, next_url)
+    form.next.data = next_url
+    return render_template("accounts/signup.html", form=form), _form_status(form)
+
+
+@bp.route("/verify-email/<token>", methods=["GET", "POST"], endpoint="verify_email")
+def verify_email_page(token: str) -> ResponseReturnValue:
+    """GET shows a button; only its POST uses the link, so mail scanners cannot."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        user = verify_email_token(token)
+        if user is None:
+            return _invalid_link("verify_email")
+        return render_template("accounts/email_verified.html", email=user.email)
+    if peek_token(token, VERIFY_EMAIL) is None:
+        return _invalid_link("verify_email")
+    return render_template("accounts/verify_email.html", form=form, token=token)
+
+
+@bp.route("/verify-email/resend", methods=["POST"])
+def resend_verification() -> ResponseReturnValue:
+    """Send the signed-in person a new verification link."""
+    user = current_user()
+    if user is None:
+        return redirect(url_for("accounts.login"))
+    if user.email_verified:
+        return redirect(url_for("accounts.home"))
+    send_verification_email(user)
+    return _check_your_mail("verify", user.email, "/")
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> ResponseReturnValue:
+    """Ask for a reset link; the same answer for every address."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        request_password_reset(form.email.data)
+        return _check_your_mail("reset", form.email.data, "/")
+    if request.method == "GET":
+        form.email.data = request.args.get("login_hint", "")[:254]
+    return render_template("accounts/forgot_password.html", form=form), _form_status(form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"], endpoint="reset_password")
+def reset_password_page(token: str) -> ResponseReturnValue:
+    """Choose a new password through an e-mailed link; then sign in again."""
+    link = peek_token(token, RESET_PASSWORD)
+    if link is None:
+        return _invalid_link("reset_password")
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user = reset_password(token, form.password.data)
+        except AccountError as error:
+            form.password.errors = [str(error)]
+        else:
+            if user is None:
+                return _invalid_link("reset_password")
+            return render_template("accounts/password_changed.html", email=user.email)
+    return render_template(
+        "accounts/reset_password.html", form=form, token=token, email=link.email
+    ), _form_status(form)
+
+
+def _check_your_mail(reason: str, email: str, next_url: str) -> str:
+    """The page every address gets after a form that may send mail."""
+    return render_template(
+        "accounts/check_your_mail.html",
+        reason=reason,
+        email=normalize_email(email),
+        next_url=next_url,
+        reset_valid_for=_reset_valid_for(),
+    )
+
+
+def _invalid_link(purpose: str) -> tuple[str, int]:
+    """The error page for a link that cannot be used (any reason), with a way on."""
+    page = render_template(
+        "accounts/invalid_link.html",
+        purpose=purpose,
+        status=INVALID_LINK_STATUS,
+        title="This link cannot be used",
+        message="It has expired, was already used, or was copied incompletely.",
+        reset_valid_for=_reset_valid_for(),
+    )
+    return page, INVALID_LINK_STATUS
+
+
+def _reset_valid_for() -> str:
+    """How long a reset link lasts, in words."""
+    return describe_duration(current_app.config["AUTHSERVER"].password_reset_ttl)
+
+
+def _form_status(form: FlaskForm) -> int:
+    """422 when a submitted form is shown again with errors, else 200."""
+    return 422 if request.method == "POST" and form.errors else 200
