@@ -1,0 +1,298 @@
+"""The account page's services: profile, password, sign-in sessions and connected apps.
+
+Every lookup here is scoped to the signed-in person (`user`), so a reference taken
+from someone else's page finds nothing (OWASP: insecure direct object references).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, select, update
+
+from ..clients.models import Client
+from ..extensions import db, utcnow
+from ..oauth.consent import SCOPE_DESCRIPTIONS, describe_scopes
+from ..oauth.models import Consent, Grant
+from ..oauth.services import revoke_grant
+from ..sessions.models import LoginSession
+from .models import AccountToken, User
+from .passwords import hash_password, verify_password
+from .registration import end_all_sessions_and_tokens, request_email_change
+from .services import MAX_PASSWORD_LENGTH, AccountError, check_password_policy, normalize_email
+
+MAX_NAME_LENGTH = 200
+# A session is named on the page by the first 16 hex digits of its id (64 bits):
+# enough to tell one person's sessions apart, and never the whole stored id.
+SESSION_REFERENCE_LENGTH = 16
+_SESSION_REFERENCE_RE = re.compile(r"^[0-9a-f]{16}$")
+
+# User-agent sniffing for a human label only, never for a decision. Order matters:
+# Edge and Opera also say "Chrome", Chrome also says "Safari", Android also says "Linux".
+_BROWSERS = (
+    ("Edge", re.compile(r"\bEdg(?:e|A|iOS)?/")),
+    ("Opera", re.compile(r"\bOPR/|\bOpera\b")),
+    ("Samsung Internet", re.compile(r"\bSamsungBrowser/")),
+    ("Firefox", re.compile(r"\bFirefox/|\bFxiOS/")),
+    ("Chrome", re.compile(r"Chrome/|\bCriOS/|\bChromium/")),
+    ("Safari", re.compile(r"\bVersion/[\d.]+.*\bSafari/")),
+    ("curl", re.compile(r"^curl/")),
+)
+_SYSTEMS = (
+    ("Windows", re.compile(r"\bWindows\b")),
+    ("Android", re.compile(r"\bAndroid\b")),
+    ("iOS", re.compile(r"\biPhone\b|\biPod\b")),
+    ("iPadOS", re.compile(r"\biPad\b")),
+    ("ChromeOS", re.compile(r"\bCrOS\b")),
+    ("macOS", re.compile(r"\bMac OS X\b|\bMacintosh\b")),
+    ("Linux", re.compile(r"\bLinux\b|\bX11\b")),
+)
+
+
+class PasswordChangeError(AccountError):
+    """The password was not changed; `field` names the form input the message belongs to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class ConnectedApp:
+    """A client the person allowed, or that holds live tokens for them."""
+
+    client_id: str
+    name: str
+    first_allowed: datetime
+    scopes: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class SessionSummary:
+    """One line of the sessions list; `reference` names it in the sign-out form."""
+
+    reference: str
+    device: str
+    ip: str
+    created_at: datetime
+    last_seen_at: datetime
+    is_current: bool
+
+
+def update_name(user: User, name: str) -> None:
+    """Change the person's display name (OpenID Connect `name` claim); commits."""
+    cleaned = " ".join(name.split())
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise AccountError(f"The name can have at most {MAX_NAME_LENGTH} characters.")
+    user.name = cleaned
+    db.session.commit()
+
+
+def request_new_email(user: User, new_email: str) -> str:
+    """Send a verification link to `new_email`; the address changes only once it is opened.
+
+    Returns the normalized address the link went to.
+    """
+    address = normalize_email(new_email)
+    request_email_change(user, address)
+    return address
+
+
+def pending_email(user: User) -> str | None:
+    """The new address waiting for its verification link to be opened, if any."""
+    return db.session.scalar(
+        select(AccountToken.email)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == "verify_email",
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > utcnow(),
+            AccountToken.email.is_not(None),
+            AccountToken.email != user.email,
+        )
+        .order_by(AccountToken.created_at.desc())
+        .limit(1)
+    )
+
+
+def change_password(
+    user: User, current_password: str, new_password: str, confirmation: str, keep_session_id: str
+) -> None:
+    """Replace the password after checking the current one; every other sign-in ends.
+
+    OWASP Session Management Cheat Sheet: a password change invalidates the other
+    sessions; the person's refresh tokens and grants are revoked too, so a thief
+    holding an old token loses it with the old password.
+    """
+    if (
+        not user.password_hash
+        or len(current_password) > MAX_PASSWORD_LENGTH
+        or not verify_password(user.password_hash, current_password)
+    ):
+        raise PasswordChangeError("current_password", "Your current password is not correct.")
+    try:
+        check_password_policy(new_password)
+    except AccountError as error:
+        raise PasswordChangeError("new_password", _sentence(str(error))) from None
+    if new_password != confirmation:
+        raise PasswordChangeError("confirm_password", "The two new passwords do not match.")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    end_all_sessions_and_tokens(user, keep_session_id=keep_session_id)
+    db.session.commit()
+
+
+def _sentence(message: str) -> str:
+    """A service message as a sentence for the page."""
+    message = message.strip()
+    if not message:
+        return message
+    return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def live_sessions(user: User) -> list[LoginSession]:
+    """The person's sessions that are neither revoked nor expired, most recently used first."""
+    query = _live_sessions_of(user).order_by(
+        LoginSession.last_seen_at.desc(), LoginSession.created_at.desc()
+    )
+    return list(db.session.scalars(query))
+
+
+def _live_sessions_of(user: User) -> Select[LoginSession]:
+    """The query for the person's sessions that are neither revoked nor expired."""
+    return select(LoginSession).where(
+        LoginSession.user_id == user.id,
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > utcnow(),
+    )
+
+
+def session_summaries(user: User, current_session_id: str | None) -> list[SessionSummary]:
+    """What the sessions section shows: each live session, this browser's marked."""
+    return [
+        SessionSummary(
+            reference=session_reference(login_session),
+            device=describe_device(login_session.user_agent),
+            ip=login_session.ip or "unknown",
+            created_at=login_session.created_at,
+            last_seen_at=login_session.last_seen_at,
+            is_current=login_session.id == current_session_id,
+        )
+        for login_session in live_sessions(user)
+    ]
+
+
+def session_reference(login_session: LoginSession) -> str:
+    """The short, opaque name of a session used in the page's forms."""
+    return login_session.id[:SESSION_REFERENCE_LENGTH]
+
+
+def find_session(user: User, reference: str) -> LoginSession | None:
+    """The person's live session named by `reference`, or None (also for someone else's)."""
+    if not _SESSION_REFERENCE_RE.match(reference):
+        return None
+    matches = db.session.scalars(
+        _live_sessions_of(user).where(LoginSession.id.startswith(reference, autoescape=True))
+    ).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def revoke_session(login_session: LoginSession) -> None:
+    """Sign one session out; commits."""
+    if login_session.revoked_at is None:
+        login_session.revoked_at = utcnow()
+    db.session.commit()
+
+
+def revoke_other_sessions(user: User, keep_session_id: str) -> None:
+    """Sign out every session of the person but this one; tokens stay valid; commits."""
+    db.session.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.user_id == user.id,
+            LoginSession.id != keep_session_id,
+            LoginSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    db.session.commit()
+
+
+def describe_device(user_agent: str | None) -> str:
+    """A short label such as "Chrome on Linux" from a User-Agent header."""
+    agent = (user_agent or "").strip()
+    browser = next((name for name, pattern in _BROWSERS if pattern.search(agent)), None)
+    system = next((name for name, pattern in _SYSTEMS if pattern.search(agent)), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return browser or f"A browser on {system}"
+    return "Unknown device"
+
+
+def connected_apps(user: User) -> list[ConnectedApp]:
+    """Clients the person consented to or that hold live grants, oldest first."""
+    apps: dict[str, ConnectedApp] = {}
+    scopes: dict[str, list[str]] = {}
+    for client_id, name, scope, since in _authorizations(user):
+        app = apps.setdefault(client_id, ConnectedApp(client_id, name or client_id, since))
+        app.first_allowed = min(app.first_allowed, since)
+        known = scopes.setdefault(client_id, [])
+        known.extend(item for item in scope.split() if item not in known)
+    for client_id, app in apps.items():
+        app.scopes = describe_scopes(" ".join(sorted(scopes[client_id], key=_scope_order)))
+    return sorted(apps.values(), key=lambda app: (app.first_allowed, app.name))
+
+
+def _scope_order(scope: str) -> tuple[int, str]:
+    """Well-known scopes first, in the order the consent page describes them."""
+    known = list(SCOPE_DESCRIPTIONS)
+    return (known.index(scope) if scope in known else len(known), scope)
+
+
+def _authorizations(user: User) -> list[tuple[str, str, str, datetime]]:
+    """(client_id, client name, scope, created_at) of each consent and live grant."""
+    consents = db.session.execute(
+        select(Consent.client_id, Client.name, Consent.scope, Consent.created_at)
+        .join(Client, Client.client_id == Consent.client_id)
+        .where(Consent.user_id == user.id)
+        .order_by(Consent.created_at)
+    )
+    grants = db.session.execute(
+        select(Grant.client_id, Client.name, Grant.scope, Grant.created_at)
+        .join(Client, Client.client_id == Grant.client_id)
+        .where(
+            Grant.user_id == user.id,
+            Grant.revoked_at.is_(None),
+            Grant.expires_at > utcnow(),
+        )
+        .order_by(Grant.created_at)
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in [*consents, *grants]]
+
+
+def revoke_app(user: User, client_id: str) -> bool:
+    """Withdraw consent and revoke every grant of this person to this client; commits.
+
+    Afterwards the client's refresh tokens fail (RFC 6749 section 5.2 `invalid_grant`),
+    its access tokens introspect inactive (RFC 7662), and the consent page is shown
+    again. False when the person had nothing with this client.
+    """
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id)
+    )
+    grant_ids = db.session.scalars(
+        select(Grant.id).where(
+            Grant.user_id == user.id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
+        )
+    ).all()
+    if consent is None and not grant_ids:
+        return False
+    if consent is not None:
+        db.session.delete(consent)
+    for grant_id in grant_ids:
+        revoke_grant(grant_id)
+    db.session.commit()
+    return True
