@@ -41,6 +41,7 @@ _TITLES = {
     413: "Request too large",
     429: "Too many requests",
     500: "Something went wrong",
+    503: "Temporarily unavailable",
 }
 _MESSAGES = {
     400: "The request could not be understood.",
@@ -50,6 +51,7 @@ _MESSAGES = {
     413: "The request sent to the server was too large.",
     429: "Too many attempts. Wait a moment and try again.",
     500: "An unexpected error happened on our side. Please try again later.",
+    503: "The service is busy or under maintenance. Please try again in a moment.",
 }
 CSRF_MESSAGE = (
     "This form has expired or did not come from this site. Go back, reload the page and try again."
@@ -69,13 +71,14 @@ def wants_json() -> bool:
 def handle_http_exception(error: HTTPException) -> Response:
     """Render a Werkzeug or Flask-WTF HTTP error as JSON or as the error page."""
     status = error.code or 500
+    error_code = None
     if isinstance(error, CSRFError):
-        message = CSRF_MESSAGE
+        message, error_code = CSRF_MESSAGE, "csrf"
     elif error.description and error.description != type(error).description:
         message = error.description  # an explicit abort(..., description)
     else:
         message = _MESSAGES.get(status, error.description or "")
-    response = _error_response(status, error.name, message)
+    response = _error_response(status, error.name, message, error_code)
     # Keep protocol headers such as Allow (405) and WWW-Authenticate (401).
     for name, value in error.get_headers():
         if name.lower() not in ("content-type", "content-length"):
@@ -100,17 +103,19 @@ def _rollback() -> None:
         log.exception("rollback after an unhandled exception failed")
 
 
-def _error_response(status: int, name: str, message: str) -> Response:
+def _error_response(
+    status: int, name: str, message: str, page_error: str | None = None
+) -> Response:
     """The JSON or HTML body for an error with this status."""
     if wants_json():
         error_code = _ERROR_CODES.get(status) or name.lower().replace(" ", "_")
         response = jsonify(error=error_code, error_description=message)
     else:
         title = _TITLES.get(status, name)
-        response = Response(
-            render_template("errors/error.html", title=title, message=message, status=status),
-            mimetype="text/html",
+        body = render_template(
+            "errors/error.html", title=title, message=message, status=status, error=page_error
         )
+        response = Response(body, mimetype="text/html")
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response

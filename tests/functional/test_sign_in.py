@@ -270,10 +270,12 @@ def test_logout_asks_for_confirmation_then_revokes(client: FlaskClient) -> None:
     assert 'method="post"' in page.get_data(as_text=True)
     assert db.session.query(LoginSession).one().revoked_at is None
 
-    response = client.post("/logout", data={"csrf_token": csrf_token(client, "/logout")})
+    response = client.post(
+        "/logout", data={"csrf_token": csrf_token(client, "/logout"), "confirm": "yes"}
+    )
 
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/logout/done"
     assert session_cookie(client) is None
     db.session.expire_all()
     assert db.session.query(LoginSession).one().revoked_at is not None
@@ -284,7 +286,7 @@ def test_logout_without_csrf_token_is_refused(client: FlaskClient) -> None:
     make_user()
     sign_in(client)
 
-    response = client.post("/logout")
+    response = client.post("/logout", data={"confirm": "yes"})
 
     assert response.status_code == 400
     assert db.session.query(LoginSession).one().revoked_at is None

@@ -59,7 +59,12 @@ def test_the_error_page_shows_title_message_status_and_a_way_home(app: Flask) ->
     assert 'href="/"' in page
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATES.rglob("*.html")), ids=str)
+# E-mails are not pages: mail clients need inline styles and no CSP applies to them.
+MAIL_TEMPLATES = TEMPLATES / "mail"
+PAGE_TEMPLATES = sorted(t for t in TEMPLATES.rglob("*.html") if MAIL_TEMPLATES not in t.parents)
+
+
+@pytest.mark.parametrize("template", PAGE_TEMPLATES, ids=str)
 def test_templates_have_no_inline_script_or_style(template: Path) -> None:
     # The CSP (default-src 'self') blocks inline code; markup must not rely on it.
     markup = template.read_text()
@@ -69,3 +74,23 @@ def test_templates_have_no_inline_script_or_style(template: Path) -> None:
     assert "style=" not in markup
     assert not re.search(r"\son[a-z]+=", markup)
     assert "http://" not in markup and "https://" not in markup
+
+
+@pytest.mark.parametrize("template", sorted(MAIL_TEMPLATES.rglob("*.html")), ids=str)
+def test_mail_templates_have_no_script(template: Path) -> None:
+    markup = template.read_text()
+
+    assert "<script" not in markup
+    assert not re.search(r"\son[a-z]+=", markup)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [t for t in PAGE_TEMPLATES if t.name != "base.html" and not t.name.startswith("_")],
+    ids=str,
+)
+def test_every_page_template_builds_on_the_shared_layout(template: Path) -> None:
+    # base.html carries the branding, landmarks, skip link and stylesheets ("_x.html": partials).
+    markup = template.read_text()
+
+    assert re.search(r'{%\s*extends\s+"(base|errors/error)\.html"\s*%}', markup)
