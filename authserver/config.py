@@ -161,6 +161,11 @@ class Config:
 
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
             raise ConfigError(f"{PREFIX}ACCENT_COLOR: expected a colour like #3b5bdb")
+        if not self.logo_url.startswith("/") or self.logo_url.startswith("//"):
+            # The pages' CSP (default-src 'self') only loads images from this server.
+            raise ConfigError(
+                f"{PREFIX}LOGO_URL: expected a path on this server, like /static/logo.svg"
+            )
         instance = Path(self.instance_path or Path.cwd() / "instance").resolve()
         secret_key = self.secret_key
         if not secret_key:

@@ -88,3 +88,11 @@ def test_wsgi_start_up_with_a_bad_setting_prints_one_line(tmp_path: Path) -> Non
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "AUTHSERVER_ACCESS_TOKEN_ALG" in lines[0]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from dataclasses import fields
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    missing = [f.name for f in fields(Config) if f"`AUTHSERVER_{f.name.upper()}`" not in readme]
+    assert missing == []
