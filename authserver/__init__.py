@@ -43,7 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         n = config.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import branding, keys, oauth, oidc, security, sessions
+    from . import audit, branding, keys, oauth, oidc, orgs, security, sessions  # noqa: F401
     from .accounts import settings_views, two_step_views
     from .accounts import views as account_views
     from .cli import register_commands

@@ -40,8 +40,26 @@ class Client(db.Model):  # type: ignore[name-defined]
     # First-party clients skip the consent page.
     skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # RFC 7592: the hash of the registration access token of a dynamically registered client.
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id} {self.name!r}>"
+
+
+class InitialAccessToken(db.Model):  # type: ignore[name-defined]
+    """RFC 7591 section 3: what an admin hands out to allow one dynamic registration."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client registered with it, once used.
+    client_id: Mapped[str | None] = mapped_column(String(64))

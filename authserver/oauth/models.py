@@ -43,6 +43,10 @@ class AuthorizationCode(db.Model):  # type: ignore[name-defined]
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The grant created at redemption, revoked if the code is replayed.
     grant_id: Mapped[str | None] = mapped_column(String(32))
+    # The organization the person picked for this authorization, if any.
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
 
     # Authlib's AuthorizationCodeMixin.
 
@@ -71,6 +75,10 @@ class Grant(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Tokens of this grant carry `org_id` and the roles held in this organization.
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
 
 
 class RefreshToken(db.Model):  # type: ignore[name-defined]

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from authserver import create_app
+from authserver.admin.permissions import BUILTIN_PERMISSIONS
 from tests.conftest import app_overrides
 
 POSTGRES_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
@@ -46,9 +47,11 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 def empty_app(empty_database_url: str, tmp_path: Path) -> Iterator[Flask]:
     # Every model module, so the metadata compared below is complete.
     import authserver.accounts.models
+    import authserver.audit.models
     import authserver.clients.models
     import authserver.keys.models
     import authserver.oauth.models
+    import authserver.orgs.models
     import authserver.sessions.models  # noqa: F401
 
     app = create_app(app_overrides(empty_database_url, tmp_path))
@@ -89,9 +92,9 @@ def test_upgrade_seeds_the_builtin_roles(empty_app: Flask) -> None:
     roles = {role.name: role for role in db.session.scalars(select(Role))}
     assert set(roles) == {"admin", "developer", "viewer"}
     assert all(role.builtin for role in roles.values())
-    assert roles["admin"].permissions == ["*"]
-    assert roles["developer"].permissions == ["clients:read", "clients:write"]
-    assert roles["viewer"].permissions == ["read"]
+    assert roles["admin"].permissions == BUILTIN_PERMISSIONS["admin"]
+    assert roles["developer"].permissions == BUILTIN_PERMISSIONS["developer"]
+    assert roles["viewer"].permissions == BUILTIN_PERMISSIONS["viewer"]
 
 
 def test_downgrade_to_base_removes_every_table_and_upgrades_again(empty_app: Flask) -> None:

@@ -1,0 +1,3 @@
+"""The audit log of security events."""
+
+from . import models as models

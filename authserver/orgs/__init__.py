@@ -1,0 +1,3 @@
+"""Organizations, their members and invitations."""
+
+from . import models as models
