@@ -88,6 +88,10 @@ class Config:
     # Lifetimes of e-mailed links, in seconds.
     password_reset_ttl: int = 30 * 60
     email_verification_ttl: int = 24 * 3600
+    # RFC 7591/7592 dynamic client registration, for holders of an initial access token.
+    dynamic_registration: bool = False
+    # The admin console asks for the password again after this many seconds.
+    admin_reauth_after: int = 15 * 60
     # RFC 8628: device code lifetime and minimum polling interval, in seconds.
     device_code_ttl: int = 10 * 60
     device_poll_interval: int = 5
@@ -151,6 +155,7 @@ class Config:
             "email_verification_ttl",
             "device_code_ttl",
             "device_poll_interval",
+            "admin_reauth_after",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
