@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint fmt clean
+.PHONY: install run test lint fmt clean screenshots
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ run: install
 
 test: install lint
 	$(BIN)/pytest -q
+
+# Walk every hosted page in headless chromium (tests/browser) and keep a screenshot of each.
+screenshots: install
+	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install -y chromium" >&2; exit 1; }
+	rm -rf screenshots
+	@status=0; $(BIN)/pytest tests/browser -q || status=$$?; \
+	echo "Screenshots of every page the browser tests visited: $(CURDIR)/screenshots/<test>/"; \
+	exit $$status
 
 lint: install
 	$(BIN)/ruff check .
