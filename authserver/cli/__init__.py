@@ -1,4 +1,4 @@
-"""The `authserver` command: Flask's CLI plus the users, clients and keys groups.
+"""The `authserver` command: Flask's CLI plus the users, clients, keys, roles and audit groups.
 
 Other tools script against these commands, so names and flags are stable. Output
 meant for machines (`--json`) goes to stdout alone; logs and errors go to stderr.
@@ -13,9 +13,11 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, routes_command, run_command, shell_command
 
+from .audit import audit_cli
 from .clients import clients_cli
 from .first_run import print_first_run_hint, setup_hint_command
 from .keys import keys_cli
+from .roles import roles_cli
 from .users import users_cli
 
 
@@ -24,6 +26,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(clients_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(roles_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(setup_hint_command)
 
 

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from ..clients.models import AUTH_METHODS, GRANT_TYPES
 from ..clients.services import ClientError, client_metadata, create_client, list_clients
+from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
 
@@ -120,3 +121,91 @@ def list_clients_command(as_json: bool) -> None:
             f"{meta['client_id']:<26} {meta['token_endpoint_auth_method']:<20} "
             f"{grants:<40} {meta['client_name']}{inactive}"
         )
+
+
+@clients_cli.command("initial-token")
+@click.option("--note", default="", help="Who or what the token is for; kept in the log.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    default=24 * 60 * 60,
+    show_default=True,
+    help="Seconds until the token expires.",
+)
+def initial_token_command(note: str, ttl: int) -> None:
+    """Issue a single-use initial access token for dynamic registration (RFC 7591)."""
+    from flask import current_app
+
+    from ..clients.registration import issue_initial_access_token
+
+    token = issue_initial_access_token(note=note, ttl=ttl)
+    click.echo(token)
+    if not current_app.config["AUTHSERVER"].dynamic_registration:
+        click.echo(
+            "Note: dynamic registration is off; set AUTHSERVER_DYNAMIC_REGISTRATION=true "
+            "to enable POST /oauth2/register.",
+            err=True,
+        )
+    click.echo(
+        "The token is shown only this once and allows one registration at POST /oauth2/register.",
+        err=True,
+    )
+
+
+@clients_cli.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def show_client_command(client_id: str, as_json: bool) -> None:
+    """Show a client's registered metadata (never its secret)."""
+    metadata = client_metadata(find_client(client_id))
+    if as_json:
+        click.echo(json.dumps(metadata, indent=2))
+        return
+    for key, value in metadata.items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key + ':':<32} {'-' if shown in ('', None) else shown}")
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def rotate_secret_command(client_id: str, as_json: bool) -> None:
+    """Give a confidential client a new secret, shown only this once; the old one stops working."""
+    from ..admin.services import AdminError, rotate_client_secret
+
+    client = find_client(client_id)
+    try:
+        secret = rotate_client_secret(client, actor=cli_actor())
+    except AdminError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"client_id": client.client_id, "client_secret": secret}))
+        return
+    click.echo(f"New client_secret for {client.client_id}:\n{secret}")
+    click.echo("It is shown only this once; only its hash is stored.", err=True)
+
+
+@clients_cli.command("disable")
+@click.argument("client_id")
+def disable_client_command(client_id: str) -> None:
+    """Disable a client: it gets no more tokens and its grants are revoked."""
+    from ..admin.services import set_client_active
+
+    client = find_client(client_id)
+    set_client_active(client, False, actor=cli_actor())
+    click.echo(f"Disabled client {client.client_id} ({client.name}); its tokens were revoked.")
+
+
+@clients_cli.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_client_command(client_id: str, yes: bool) -> None:
+    """Delete a client with its grants, codes and consents (asks first unless --yes)."""
+    from ..admin.services import delete_client
+
+    client = find_client(client_id)
+    name = client.name
+    if not yes:
+        click.confirm(f"Delete client {client_id} ({name}) and revoke its tokens?", abort=True)
+    delete_client(client, actor=cli_actor())
+    click.echo(f"Deleted client {client_id} ({name}).")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask.cli import AppGroup
+
+from .lookup import cli_actor, fail, find_role, find_user
+
+if TYPE_CHECKING:
+    from ..accounts.models import User
 
 users_cli = AppGroup("users", help="Manage users.")
 
@@ -52,3 +59,134 @@ def create_user_command(
         raise click.ClickException(str(exc)) from None
     roles_text = ", ".join(user.role_names) or "no roles"
     click.echo(f"Created user {user.email} (sub {user.sub}; {roles_text}).")
+
+
+@users_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
+def list_users_command(as_json: bool) -> None:
+    """List people by e-mail address, with their roles and status."""
+    from sqlalchemy import select
+
+    from ..accounts.models import User
+    from ..extensions import db
+
+    users = list(db.session.scalars(select(User).order_by(User.email)))
+    if as_json:
+        click.echo(json.dumps([_describe(user) for user in users], indent=2))
+        return
+    if not users:
+        click.echo("No users yet. Create one with `authserver users create --help`.")
+        return
+    click.echo(f"{'e-mail':<36} {'sub':<24} {'status':<10} roles")
+    for user in users:
+        status = "active" if user.is_active else "disabled"
+        click.echo(
+            f"{user.email:<36} {user.sub:<24} {status:<10} {', '.join(user.role_names) or '-'}"
+        )
+
+
+def _describe(user: User) -> dict[str, Any]:
+    """A person as a JSON object (no password hash, no second-factor secret)."""
+    from ..audit.services import iso_utc
+
+    return {
+        "sub": user.sub,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "is_active": user.is_active,
+        "roles": user.role_names,
+        "two_step": user.totp_enabled_at is not None,
+        "created_at": iso_utc(user.created_at),
+    }
+
+
+@users_cli.command("disable")
+@click.argument("email")
+def disable_user_command(email: str) -> None:
+    """Disable a person: they cannot sign in; their sessions and tokens end."""
+    _set_active(email, active=False)
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_user_command(email: str) -> None:
+    """Let a disabled person sign in again."""
+    _set_active(email, active=True)
+
+
+def _set_active(email: str, *, active: bool) -> None:
+    """Enable or disable through the admin service (audit event admin.user.*)."""
+    from ..admin.services import AdminError, set_user_active
+
+    user = find_user(email)
+    try:
+        set_user_active(user, active, actor=cli_actor())
+    except AdminError as exc:
+        fail(str(exc))
+    click.echo(f"{'Enabled' if active else 'Disabled'} {user.email}.")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password", help="The new password (visible in the process list; prefer stdin).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+def set_password_command(email: str, password: str | None, password_stdin: bool) -> None:
+    """Set a person's password; all their sessions end and their tokens are revoked."""
+    from ..accounts.passwords import hash_password
+    from ..accounts.registration import end_all_sessions_and_tokens
+    from ..accounts.services import AccountError, check_password_policy
+    from ..audit import record
+    from ..extensions import db, utcnow
+
+    user = find_user(email)
+    secret = _read_password(password, password_stdin)
+    try:
+        check_password_policy(secret)
+    except AccountError as exc:
+        fail(str(exc))
+    user.password_hash = hash_password(secret)
+    user.password_changed_at = utcnow()
+    end_all_sessions_and_tokens(user)
+    actor = cli_actor()
+    record("admin.user.password_set", actor=actor.id, actor_type=actor.type, subject=user.sub)
+    db.session.commit()
+    click.echo(f"Set the password of {user.email}; their sessions and tokens were revoked.")
+
+
+@users_cli.command("add-role")
+@click.argument("email")
+@click.argument("role")
+def add_role_command(email: str, role: str) -> None:
+    """Give a person an existing role."""
+    from ..admin.roles import RoleError, assign_role
+
+    user = find_user(email)
+    if role in user.role_names:
+        click.echo(f"{user.email} already holds {role}.")
+        return
+    try:
+        assign_role(user, role, actor=cli_actor())
+    except RoleError as exc:
+        fail(str(exc))
+    click.echo(f"{user.email} now holds: {', '.join(user.role_names)}.")
+
+
+@users_cli.command("remove-role")
+@click.argument("email")
+@click.argument("role")
+def remove_role_command(email: str, role: str) -> None:
+    """Take a role from a person (the last active admin keeps admin)."""
+    from ..admin.roles import RoleError, remove_role
+
+    user = find_user(email)
+    find_role(role)
+    if role not in user.role_names:
+        fail(f"{user.email} does not hold the role {role!r}")
+    try:
+        remove_role(user, role, actor=cli_actor())
+    except RoleError as exc:
+        fail(str(exc))
+    click.echo(f"{user.email} now holds: {', '.join(user.role_names) or 'no roles'}.")
