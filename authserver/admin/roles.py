@@ -1,0 +1,176 @@
+"""Roles: named sets of permissions that people hold, built-in or custom.
+
+The built-in roles `admin`, `developer` and `viewer` are seeded by migration 0005 with the
+permissions of `permissions.BUILTIN_PERMISSIONS`; they cannot be deleted and their
+permissions do not change. Custom roles take any permissions of the catalogue. Every
+change records an audit event "admin.role.<verb>" and commits; callers check that the
+actor may manage roles (`roles:write`) first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ..accounts.models import BUILTIN_ROLES, Role, User
+from ..extensions import db
+from .permissions import ALL, PERMISSIONS
+
+# Role names travel in tokens (`roles`, `org_roles`): short, lower-case, no spaces.
+ROLE_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+MAX_DESCRIPTION_LENGTH = 255
+ADMIN_ROLE = "admin"
+
+
+class RoleError(ValueError):
+    """A role change was refused; the message says why, in words fit for a page."""
+
+
+def list_roles() -> list[Role]:
+    """Every role, built-in ones first, then by name."""
+    return list(db.session.scalars(select(Role).order_by(Role.builtin.desc(), Role.name)))
+
+
+def get_role(name: str) -> Role | None:
+    """The role with this name."""
+    return db.session.scalar(select(Role).where(Role.name == (name or "").strip()))
+
+
+def create_role(
+    name: str, *, description: str = "", permissions: Iterable[str] = (), actor: Any = None
+) -> Role:
+    """A new custom role with permissions from the catalogue."""
+    name = _check_name(name)
+    if get_role(name) is not None:
+        raise RoleError(f"a role named {name!r} already exists")
+    role = Role(
+        name=name,
+        description=_check_description(description),
+        permissions=_check_permissions(permissions, allow_all=False),
+        builtin=False,
+    )
+    db.session.add(role)
+    _audit("admin.role.created", actor, name, {"permissions": role.permissions})
+    db.session.commit()
+    return role
+
+
+def update_role(
+    role: Role,
+    *,
+    description: str | None = None,
+    permissions: Iterable[str] | None = None,
+    actor: Any = None,
+) -> Role:
+    """Change a role's description or (custom roles only) its permissions; None = keep."""
+    if description is not None:
+        role.description = _check_description(description)
+    if permissions is not None:
+        wanted = _check_permissions(permissions, allow_all=role.builtin)
+        if role.builtin and wanted != sorted(role.permissions or []):
+            raise RoleError(f"the permissions of the built-in role {role.name!r} are fixed")
+        role.permissions = wanted
+    _audit("admin.role.updated", actor, role.name, {"permissions": list(role.permissions)})
+    db.session.commit()
+    return role
+
+
+def delete_role(role: Role, *, actor: Any = None) -> None:
+    """Delete a custom role; people lose it. Refused for built-in roles and roles held in orgs."""
+    from ..orgs.models import Membership
+
+    if role.builtin or role.name in BUILTIN_ROLES:
+        raise RoleError(f"the built-in role {role.name!r} cannot be deleted")
+    held = db.session.scalar(select(func.count(Membership.id)).where(Membership.role_id == role.id))
+    if held:
+        raise RoleError(f"the role {role.name!r} is held by {held} organization member(s)")
+    _audit("admin.role.deleted", actor, role.name, {})
+    db.session.delete(role)
+    db.session.commit()
+
+
+def assign_role(user: User, name: str, *, actor: Any = None) -> None:
+    """Give the person this existing role (nothing changes if they hold it)."""
+    role = _existing(name)
+    if role not in user.roles:
+        user.roles.append(role)
+        _audit("admin.user.role_added", actor, user.sub, {"role": role.name})
+    db.session.commit()
+
+
+def remove_role(user: User, name: str, *, actor: Any = None) -> None:
+    """Take this role from the person; the last active admin keeps `admin`."""
+    role = _existing(name)
+    if role not in user.roles:
+        return
+    if role.name == ADMIN_ROLE and not _other_active_admins(user):
+        raise RoleError("this is the last active admin; make someone else an admin first")
+    user.roles.remove(role)
+    _audit("admin.user.role_removed", actor, user.sub, {"role": role.name})
+    db.session.commit()
+
+
+def effective_permissions(user: User | None) -> list[str]:
+    """The catalogue permissions the person's roles grant (`*` expanded), sorted."""
+    if user is None or not user.is_active:
+        return []
+    granted = {permission for role in user.roles for permission in (role.permissions or [])}
+    if ALL in granted:
+        return sorted(PERMISSIONS)
+    return sorted(granted & set(PERMISSIONS))
+
+
+def _existing(name: str) -> Role:
+    role = get_role(name)
+    if role is None:
+        raise RoleError(f"no such role: {name!r}")
+    return role
+
+
+def _other_active_admins(user: User) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count(User.id))
+            .join(User.roles)
+            .where(Role.name == ADMIN_ROLE, User.is_active.is_(True), User.id != user.id)
+        )
+        or 0
+    )
+
+
+def _check_name(name: str) -> str:
+    cleaned = (name or "").strip()
+    if not ROLE_NAME.fullmatch(cleaned):
+        raise RoleError(
+            "a role name starts with a lower-case letter and has at most 64 lower-case "
+            "letters, digits, '_', '.' or '-'"
+        )
+    return cleaned
+
+
+def _check_description(description: str) -> str:
+    cleaned = " ".join((description or "").split())
+    if len(cleaned) > MAX_DESCRIPTION_LENGTH:
+        raise RoleError(f"the description can have at most {MAX_DESCRIPTION_LENGTH} characters")
+    return cleaned
+
+
+def _check_permissions(permissions: Iterable[str], *, allow_all: bool) -> list[str]:
+    """Only catalogue permissions; `*` (everything) is the built-in admin's alone."""
+    wanted = sorted({p.strip() for p in permissions if p and p.strip()})
+    unknown = [p for p in wanted if p not in PERMISSIONS and not (allow_all and p == ALL)]
+    if unknown:
+        raise RoleError(f"unknown permission: {', '.join(unknown)}")
+    return wanted
+
+
+def _audit(event: str, actor: Any, subject: str, details: dict[str, Any]) -> None:
+    """Add the audit event to the session (the caller commits)."""
+    from ..audit import record
+    from .services import _request_actor
+
+    who = actor or _request_actor()
+    record(event, actor=who.id, actor_type=who.type, subject=subject, details=details)
