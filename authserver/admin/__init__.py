@@ -1,0 +1,1 @@
+"""Administration: the console at /admin, the JSON admin API, roles and permissions."""

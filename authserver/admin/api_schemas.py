@@ -1,0 +1,171 @@
+"""The admin API's JSON: reading request bodies and query strings, rendering resources.
+
+Every field name follows the model it describes (RFC 7591 names for clients); the
+OpenAPI document (openapi.json) describes the same shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request
+
+from ..accounts.models import Role, User
+from ..audit.services import parse_iso
+from ..clients.models import Client
+from ..clients.services import client_metadata
+from .api_auth import ApiError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def invalid(message: str) -> ApiError:
+    """422: the request was understood but a value was refused."""
+    return ApiError(422, "invalid_request", message)
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; 415 for another media type, 400 for anything but an object."""
+    if not request.is_json:
+        raise ApiError(415, "invalid_request", "send a JSON body (Content-Type: application/json)")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return data
+
+
+def only(data: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    """Refuse unknown members, so a typo is an error rather than silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise invalid(f"unknown field: {', '.join(unknown)}")
+    return data
+
+
+def text(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    """A string member (None when absent and optional)."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise invalid(f"{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"{key} must be a string")
+    return value
+
+
+def boolean(data: dict[str, Any], key: str) -> bool | None:
+    """A true/false member (None when absent)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(f"{key} must be true or false")
+    return value
+
+
+def strings(data: dict[str, Any], key: str) -> list[str] | None:
+    """A list-of-strings member (None when absent)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid(f"{key} must be a list of strings")
+    return list(value)
+
+
+def page_args() -> tuple[int, int]:
+    """`limit` (1 to 200, default 50) and `offset` (from 0) from the query string."""
+    limit = _whole(request.args.get("limit"), "limit", DEFAULT_LIMIT)
+    offset = _whole(request.args.get("offset"), "offset", 0)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit, offset
+
+
+def optional_whole(name: str) -> int | None:
+    """A non-negative integer query parameter, or None."""
+    raw = request.args.get(name)
+    return None if raw is None else _whole(raw, name, 0)
+
+
+def timestamp_arg(name: str) -> datetime | None:
+    """An RFC 3339 date-time (or date) query parameter, UTC when no offset is given; or None."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_iso(raw)
+    except ValueError:
+        raise invalid(f"{name} must be an RFC 3339 date-time") from None
+
+
+def _whole(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise invalid(f"{name} must be a whole number")
+    return int(raw)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """A tz-aware time as RFC 3339 in UTC with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A page of a list, with where the next one starts (null on the last page)."""
+    following = offset + limit
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < total else None,
+    }
+
+
+def render_user(user: User) -> dict[str, Any]:
+    return {
+        "sub": user.sub,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "is_active": user.is_active,
+        "roles": user.role_names,
+        "two_step_enabled": user.totp_enabled_at is not None,
+        "created_at": rfc3339(user.created_at),
+        "updated_at": rfc3339(user.updated_at),
+    }
+
+
+def render_client(client: Client) -> dict[str, Any]:
+    metadata = client_metadata(client)
+    metadata["created_at"] = rfc3339(client.created_at)
+    metadata["updated_at"] = rfc3339(client.updated_at)
+    return metadata
+
+
+def render_role(role: Role) -> dict[str, Any]:
+    return {
+        "name": role.name,
+        "description": role.description or "",
+        "permissions": list(role.permissions or []),
+        "builtin": bool(role.builtin),
+    }
+
+
+def render_key(key: Any) -> dict[str, Any]:
+    """A keys.services.KeyInfo: public facts only, never key material."""
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "status": key.status,
+        "created_at": rfc3339(key.created_at),
+        "retired_at": rfc3339(key.retired_at),
+    }
