@@ -1,0 +1,426 @@
+"""Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+
+A developer who holds an initial access token (issued by an admin, single use) POSTs
+client metadata and receives a client_id, a secret for a confidential client, and a
+registration access token with which the client later reads, replaces or deletes its
+own registration. Both kinds of token are random, shown once and stored as SHA-256.
+
+Authlib's `ClientRegistrationEndpoint` and `ClientConfigurationEndpoint` were not
+used: they answer a missing token with 403 access_denied rather than RFC 6750's 401,
+validate metadata by their own rules instead of `clients.services`, and read back a
+stored client secret, which we never keep. The metadata rules here are the ones the
+CLI and the admin console use (`clients.services`), so every path refuses the same
+values with the same messages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from hashlib import sha256
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from ..extensions import db, utcnow
+from . import services
+from .cache import invalidate_client_cache
+from .models import Client, InitialAccessToken
+from .services import PUBLIC, ClientError, create_client, get_client
+
+logger = logging.getLogger(__name__)
+
+INITIAL_TOKEN_TTL = 24 * 60 * 60
+# Scopes never granted through self-service registration (the admin API's scope).
+FORBIDDEN_SCOPES = frozenset({"admin"})
+DEFAULT_SCOPE = "openid profile email"
+# Stands in for a missing client_name until the client_id exists to take its place.
+UNNAMED = "unnamed client"
+# RFC 7592 section 2.2: the update request MUST NOT include these server-provisioned fields.
+SERVER_FIELDS = (
+    "registration_access_token",
+    "registration_client_uri",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+)
+# A digest no token hashes to, compared when the client is unknown so the work is the same.
+NO_HASH = "0" * 64
+
+
+@dataclass
+class RegistrationError(Exception):
+    """An error response: RFC 7591 section 3.2.2, RFC 7592 section 2, RFC 6750 section 3.1."""
+
+    status: int
+    error: str
+    description: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest of an initial or registration access token."""
+    return sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# Initial access tokens
+
+
+def issue_initial_access_token(
+    note: str = "", created_by: str | None = None, ttl: int = INITIAL_TOKEN_TTL
+) -> str:
+    """RFC 7591 section 3: a single-use token allowing one registration; returned only once."""
+    if ttl <= 0:
+        raise ValueError("ttl must be greater than zero seconds")
+    from ..audit import record
+
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = InitialAccessToken(
+        token_hash=hash_token(token),
+        note=(note or "")[:200],
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    db.session.add(row)
+    # Without created_by the actor is the signed-in person, or the system (CLI).
+    record(
+        "client.initial_token_issued",
+        actor=created_by,
+        details={"note": row.note, "expires_at": row.expires_at.isoformat()},
+    )
+    db.session.commit()
+    logger.info("initial access token issued: note=%r created_by=%s", note, created_by)
+    return token
+
+
+# RFC 7591: registration
+
+
+def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
+    """RFC 7591 section 3.1: register a client; returns the client information response."""
+    initial = _live_initial_token(initial_token)
+    requested = requested_metadata(metadata)
+    name = requested.pop("client_name")
+    _consume_initial_token(initial)
+    try:
+        # create_client commits, storing the consumed initial token with the client.
+        client, secret = create_client(name=name or UNNAMED, skip_consent=False, **requested)
+    except ClientError as exc:
+        db.session.rollback()  # the initial access token stays unused
+        raise metadata_error(exc) from None
+    if name is None:
+        # RFC 7591 section 2: without a client_name the server may show the client_id.
+        client.name = client.client_id
+    registration_token = secrets.token_urlsafe(32)
+    client.registration_access_token_hash = hash_token(registration_token)
+    db.session.execute(
+        update(InitialAccessToken)
+        .where(InitialAccessToken.id == initial.id)
+        .values(client_id=client.client_id)
+    )
+    _audit(
+        "client.registered",
+        client,
+        # Key names avoid "token": the audit log drops details that may hold a secret.
+        {"initial_grant_note": initial.note, "initial_grant_issued_by": initial.created_by},
+    )
+    db.session.commit()
+    invalidate_client_cache(client.client_id)
+    logger.info("client registered dynamically: client_id=%s", client.client_id)
+    return client_information(client, registration_token, secret)
+
+
+def _live_initial_token(token: str | None) -> InitialAccessToken:
+    """The unused, unexpired initial access token presented, or 401 invalid_token."""
+    if not token:
+        raise unauthorized("an initial access token is required", missing=True)
+    row = db.session.scalar(
+        select(InitialAccessToken).where(InitialAccessToken.token_hash == hash_token(token))
+    )
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        raise unauthorized("the initial access token is invalid, used or expired")
+    return row
+
+
+def _consume_initial_token(row: InitialAccessToken) -> None:
+    """Mark it used in this transaction: of two concurrent registrations only one gets it."""
+    now = utcnow()
+    result = db.session.execute(
+        update(InitialAccessToken)
+        .where(
+            InitialAccessToken.id == row.id,
+            InitialAccessToken.used_at.is_(None),
+            InitialAccessToken.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise unauthorized("the initial access token is invalid, used or expired")
+
+
+# RFC 7592: management
+
+
+def read_client(client_id: str, registration_token: str | None) -> dict[str, Any]:
+    """RFC 7592 section 2.1: the current registration, with the token that was presented."""
+    client = authorized_client(client_id, registration_token)
+    assert registration_token is not None
+    return client_information(client, registration_token)
+
+
+def update_client(client_id: str, registration_token: str | None, metadata: Any) -> dict[str, Any]:
+    """RFC 7592 section 2.2: replace the metadata; a new registration access token is issued."""
+    client = authorized_client(client_id, registration_token)
+    _check_update_request(client, metadata)
+    requested = requested_metadata(metadata)
+    if requested["token_endpoint_auth_method"] != client.token_endpoint_auth_method:
+        raise RegistrationError(
+            400, "invalid_client_metadata", "token_endpoint_auth_method cannot be changed"
+        )
+    try:
+        changes = _validated_changes(client, requested)
+    except ClientError as exc:
+        raise metadata_error(exc) from None
+    changed = sorted(key for key, value in changes.items() if getattr(client, key) != value)
+    for key in changed:
+        setattr(client, key, changes[key])
+    # The server MAY rotate the token (section 2.2); doing so limits a leaked one's life.
+    registration_token = secrets.token_urlsafe(32)
+    client.registration_access_token_hash = hash_token(registration_token)
+    _audit("client.updated", client, {"changed": changed})
+    db.session.commit()
+    invalidate_client_cache(client.client_id)
+    return client_information(client, registration_token)
+
+
+def delete_client(client_id: str, registration_token: str | None) -> None:
+    """RFC 7592 section 2.3: deprovision the client; its codes, grants and tokens go with it.
+
+    Codes, grants, refresh tokens and consents are deleted by the database (ON DELETE
+    CASCADE), and an access token whose grant is gone counts as revoked (oauth.tokens).
+    """
+    client = authorized_client(client_id, registration_token)
+    _audit("client.deleted", client, {"name": client.name})
+    db.session.delete(client)
+    db.session.commit()
+    invalidate_client_cache(client_id)
+    logger.info("client deleted through RFC 7592: client_id=%s", client_id)
+
+
+def authorized_client(client_id: str, registration_token: str | None) -> Client:
+    """RFC 7592 section 2: the client whose registration access token this is, else 401.
+
+    An unknown client, a client registered by other means and another client's token
+    all get the same 401, so the endpoint tells nothing about which client_ids exist.
+    """
+    if not registration_token:
+        raise unauthorized("a registration access token is required", missing=True)
+    client = get_client(client_id)
+    expected = client.registration_access_token_hash if client is not None else None
+    matches = hmac.compare_digest(expected or NO_HASH, hash_token(registration_token))
+    if client is None or expected is None or not matches:
+        raise unauthorized("the registration access token is invalid")
+    return client
+
+
+def _check_update_request(client: Client, metadata: Any) -> None:
+    """RFC 7592 section 2.2: no server fields, the same client_id, the current secret if sent."""
+    if not isinstance(metadata, dict):
+        raise RegistrationError(400, "invalid_request", "the body must be a JSON object")
+    for name in SERVER_FIELDS:
+        if name in metadata:
+            raise RegistrationError(400, "invalid_request", f"{name} must not be sent")
+    if metadata.get("client_id") != client.client_id:
+        raise RegistrationError(400, "invalid_request", "client_id must be this client's")
+    if "client_secret" in metadata:
+        secret = metadata["client_secret"]
+        expected = client.client_secret_hash or NO_HASH
+        if not isinstance(secret, str) or not hmac.compare_digest(
+            expected, services.hash_secret(secret)
+        ):
+            raise RegistrationError(400, "invalid_request", "client_secret does not match")
+
+
+def _validated_changes(client: Client, requested: dict[str, Any]) -> dict[str, Any]:
+    """The replacement values, checked by the same rules as `create_client`; raises ClientError.
+
+    `clients.services` has no update function yet, so its checks are called one by one
+    here in the order `create_client` applies them.
+    """
+    grants = services._check_grant_types(requested["grant_types"])
+    services._check_auth_method(client.token_endpoint_auth_method, grants)
+    redirects = services._check_redirect_uris(requested["redirect_uris"], "redirect_uri")
+    if "authorization_code" in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    name = requested["client_name"]
+    return {
+        "name": services._check_name(name) if name else client.client_id,
+        "grant_types": grants,
+        "response_types": ["code"] if "authorization_code" in grants else [],
+        "redirect_uris": redirects,
+        "post_logout_redirect_uris": services._check_redirect_uris(
+            requested["post_logout_redirect_uris"], "post_logout_redirect_uri"
+        ),
+        "scope": services._check_scope(requested["scope"]),
+        "id_token_signed_response_alg": services._check_id_token_alg(
+            requested["id_token_signed_response_alg"]
+        ),
+    }
+
+
+# Metadata
+
+
+def requested_metadata(metadata: Any) -> dict[str, Any]:
+    """RFC 7591 section 2: the metadata we register, with its defaults; unknown fields ignored.
+
+    Returns keyword arguments for `create_client` (client_name included). Only the
+    fields our clients have are read; contacts, logo_uri, client_uri and the rest are
+    ignored as section 2 allows. Values are type-checked here and validated there.
+    """
+    if not isinstance(metadata, dict):
+        raise RegistrationError(400, "invalid_client_metadata", "the body must be a JSON object")
+    grant_types = _strings(metadata, "grant_types", ["authorization_code"])
+    response_types = _strings(
+        metadata,
+        "response_types",
+        ["code"] if "authorization_code" in grant_types else [],
+    )
+    _check_response_types(response_types, grant_types)
+    scope = _string(metadata, "scope", DEFAULT_SCOPE) or ""
+    _check_scope_allowed(scope)
+    return {
+        "client_name": _string(metadata, "client_name", None),
+        "redirect_uris": _strings(metadata, "redirect_uris", []),
+        "post_logout_redirect_uris": _strings(metadata, "post_logout_redirect_uris", []),
+        "grant_types": grant_types,
+        "scope": scope,
+        "token_endpoint_auth_method": _string(
+            metadata, "token_endpoint_auth_method", "client_secret_basic"
+        ),
+        "id_token_signed_response_alg": _string(metadata, "id_token_signed_response_alg", None),
+    }
+
+
+def _check_response_types(response_types: list[str], grant_types: list[str]) -> None:
+    """RFC 7591 section 2.1: only "code", and only together with authorization_code."""
+    for response_type in response_types:
+        if response_type != "code":
+            raise RegistrationError(
+                400, "invalid_client_metadata", f"unsupported response_type {response_type!r}"
+            )
+    if ("code" in response_types) != ("authorization_code" in grant_types):
+        raise RegistrationError(
+            400,
+            "invalid_client_metadata",
+            'response_types ["code"] and the authorization_code grant go together',
+        )
+
+
+def _check_scope_allowed(scope: str) -> None:
+    """Self-registered clients never get the admin API's scope."""
+    refused = FORBIDDEN_SCOPES.intersection(scope.split())
+    if refused:
+        raise RegistrationError(
+            400,
+            "invalid_client_metadata",
+            f"scope {sorted(refused)[0]!r} cannot be registered dynamically",
+        )
+
+
+def _strings(metadata: dict[str, Any], name: str, default: list[str]) -> list[str]:
+    value = metadata.get(name)
+    if value is None:
+        return list(default)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RegistrationError(
+            400, "invalid_client_metadata", f"{name} must be an array of strings"
+        )
+    return value
+
+
+def _string(metadata: dict[str, Any], name: str, default: str | None) -> str | None:
+    value = metadata.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise RegistrationError(400, "invalid_client_metadata", f"{name} must be a string")
+    return value
+
+
+def metadata_error(exc: ClientError) -> RegistrationError:
+    """RFC 7591 section 3.2.2: invalid_redirect_uri for redirection URIs, else metadata."""
+    message = str(exc)
+    # clients.services names the offending field first ("redirect_uri 'http://...' must ...").
+    if message.startswith(("redirect_uri", "post_logout_redirect_uri")) or (
+        "needs at least one redirect URI" in message
+    ):
+        return RegistrationError(400, "invalid_redirect_uri", message)
+    return RegistrationError(400, "invalid_client_metadata", message)
+
+
+def unauthorized(description: str, *, missing: bool = False) -> RegistrationError:
+    """RFC 6750 section 3.1: 401 with a Bearer challenge (no error code when no token came)."""
+    challenge = (
+        "Bearer" if missing else f'Bearer error="invalid_token", error_description="{description}"'
+    )
+    return RegistrationError(401, "invalid_token", description, {"WWW-Authenticate": challenge})
+
+
+# Responses
+
+
+def client_information(
+    client: Client, registration_token: str, secret: str | None = None
+) -> dict[str, Any]:
+    """RFC 7591 section 3.2.1 and RFC 7592 section 3: the client information response."""
+    body: dict[str, Any] = {"client_id": client.client_id}
+    if secret is not None:
+        body["client_secret"] = secret
+    if client.token_endpoint_auth_method != PUBLIC:
+        body["client_secret_expires_at"] = 0
+    body.update(
+        {
+            "client_id_issued_at": int(client.created_at.timestamp()),
+            "registration_access_token": registration_token,
+            "registration_client_uri": registration_client_uri(client.client_id),
+            "client_name": client.name,
+            "redirect_uris": list(client.redirect_uris),
+            "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+            "grant_types": list(client.grant_types),
+            "response_types": list(client.response_types),
+            "scope": client.scope,
+            "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        }
+    )
+    if client.id_token_signed_response_alg:
+        body["id_token_signed_response_alg"] = client.id_token_signed_response_alg
+    return body
+
+
+def registration_client_uri(client_id: str) -> str:
+    """RFC 7592 section 3: the client configuration endpoint of this client."""
+    return f"{current_app.config['AUTHSERVER'].issuer}/oauth2/register/{client_id}"
+
+
+def _audit(event: str, client: Client, details: dict[str, Any]) -> None:
+    """Add the audit event to the session; the caller's commit stores it."""
+    from ..audit import record
+
+    record(
+        event,
+        actor=client.client_id,
+        actor_type="client",
+        subject=client.client_id,
+        client_id=client.client_id,
+        details=details,
+    )
