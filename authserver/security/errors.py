@@ -18,7 +18,7 @@ from ..extensions import db
 
 log = logging.getLogger(__name__)
 
-JSON_PATH_PREFIXES = ("/oauth2/", "/userinfo", "/.well-known/")
+JSON_PATH_PREFIXES = ("/oauth2/", "/userinfo", "/.well-known/", "/admin/api/")
 
 # Error codes for JSON bodies; RFC 6749 section 5.2 names where one applies.
 _ERROR_CODES = {
