@@ -46,10 +46,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import audit, branding, keys, oauth, oidc, orgs, security, sessions  # noqa: F401
     from .accounts import settings_views, two_step_views
     from .accounts import views as account_views
+    from .admin import api as admin_api
+    from .admin import views as admin_views
     from .cli import register_commands
+    from .clients import registration_views
     from .extensions import csrf, db, migrate
     from .oauth import device_views
     from .oidc import logout
+    from .orgs import views as org_views
 
     db.init_app(app)
     if config.database_url.startswith("sqlite"):
@@ -67,8 +71,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         settings_views.bp,
         two_step_views.bp,
         device_views.bp,
+        registration_views.bp,
         logout.bp,
         branding.bp,
+        org_views.bp,
+        admin_api.bp,
+        admin_api.docs_bp,
+        admin_views.bp,
     ):
         app.register_blueprint(blueprint)
     register_commands(app)

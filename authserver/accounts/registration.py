@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..audit import record
 from ..extensions import db, utcnow
 from ..mail import render_mail, send_mail
 from ..oauth.models import Grant
@@ -172,6 +173,7 @@ def verify_email_token(token: str) -> User | None:
         return None
     try:
         _mark_verified(user, address)
+        record("email.verified", actor=user.sub, subject=user.sub, details={"email": address})
         db.session.commit()
     except IntegrityError:  # another account took the address at the same moment
         db.session.rollback()
@@ -235,6 +237,7 @@ def reset_password(token: str, new_password: str) -> User | None:
         user.email_verified = True  # the link reached this mailbox
     end_all_sessions_and_tokens(user)
     _void_tokens(user, RESET_PASSWORD)
+    record("password.reset", actor=user.sub, actor_type="user", subject=user.sub)
     db.session.commit()
     log.info("user %s reset their password; all sessions and grants revoked", user.id)
     send_mail(

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, select, update
 
+from ..audit import record
 from ..clients.models import Client
 from ..extensions import db, utcnow
 from ..oauth.consent import SCOPE_DESCRIPTIONS, describe_scopes
@@ -141,6 +142,7 @@ def change_password(
     user.password_hash = hash_password(new_password)
     user.password_changed_at = utcnow()
     end_all_sessions_and_tokens(user, keep_session_id=keep_session_id)
+    record("password.changed", actor=user.sub, actor_type="user", subject=user.sub)
     db.session.commit()
 
 
@@ -203,12 +205,13 @@ def revoke_session(login_session: LoginSession) -> None:
     """Sign one session out; commits."""
     if login_session.revoked_at is None:
         login_session.revoked_at = utcnow()
+        record("session.revoked", subject=login_session.user.sub, details={"sessions": 1})
     db.session.commit()
 
 
 def revoke_other_sessions(user: User, keep_session_id: str) -> None:
     """Sign out every session of the person but this one; tokens stay valid; commits."""
-    db.session.execute(
+    ended = db.session.execute(
         update(LoginSession)
         .where(
             LoginSession.user_id == user.id,
@@ -217,6 +220,8 @@ def revoke_other_sessions(user: User, keep_session_id: str) -> None:
         )
         .values(revoked_at=utcnow())
     )
+    count = ended.rowcount  # type: ignore[attr-defined]
+    record("session.revoked", subject=user.sub, details={"sessions": count})
     db.session.commit()
 
 
@@ -294,5 +299,6 @@ def revoke_app(user: User, client_id: str) -> bool:
         db.session.delete(consent)
     for grant_id in grant_ids:
         revoke_grant(grant_id)
+    record("consent.revoked", subject=user.sub, client_id=client_id)
     db.session.commit()
     return True

@@ -28,6 +28,7 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 
+from ..audit import record
 from ..extensions import db, utcnow
 from .models import AuthFailure, RecoveryCode, User
 
@@ -217,6 +218,7 @@ def confirm_enrolment(user: User, code: str) -> list[str]:
     if not verify_totp(user, code):
         raise TwoStepError("That code is not right. Enter the 6-digit code your app shows now.")
     user.totp_enabled_at = utcnow()
+    record("two_step.enabled", subject=user.sub)
     return regenerate_recovery_codes(user)
 
 
@@ -226,6 +228,7 @@ def disable(user: User) -> None:
     user.totp_enabled_at = None
     user.totp_last_step = None
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    record("two_step.disabled", subject=user.sub)
     db.session.commit()
 
 

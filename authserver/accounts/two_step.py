@@ -19,6 +19,7 @@ from flask import redirect, url_for
 from flask import session as flow_session
 from werkzeug.wrappers import Response
 
+from ..audit import record
 from ..extensions import db
 from ..sessions.services import start_session
 from .models import User
@@ -42,6 +43,7 @@ class PendingSignIn:
 def finish_password_step(user: User, next_url: str) -> Response:
     """The password was right: sign in, or ask for the second step when it is on."""
     if not is_enabled(user):
+        record("signin.success", actor=user.sub, subject=user.sub, details={"amr": ["pwd"]})
         start_session(user, amr=list(AMR_PASSWORD), acr=ACR_PASSWORD)
         return redirect(next_url)
     flow_session[PENDING_KEY] = {"uid": user.id, "at": int(time.time()), "tries": 0}
@@ -78,6 +80,8 @@ def count_wrong_code() -> bool:
 
 def complete_sign_in(pending: PendingSignIn, amr: tuple[str, ...], next_url: str) -> Response:
     """The second step was right: start the session and go where the person was going."""
+    user = pending.user
+    record("signin.success", actor=user.sub, subject=user.sub, details={"amr": list(amr)})
     start_session(pending.user, amr=list(amr), acr=ACR_TWO_STEP)
     clear_pending()
     return redirect(next_url)

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import Length
 
+from ..audit import record, record_and_commit
 from ..sessions.models import LoginSession
 from ..sessions.services import auth_age_seconds, current_session
 from . import totp
@@ -83,12 +84,25 @@ def challenge() -> ResponseReturnValue:
         amr = totp.check_second_factor(pending.user, form.code.data or "", method)
     except totp.TooManyFailures as error:
         clear_pending()
+        _two_step_failed(pending.user, method, "too_many_failures")
         return _challenge_page({**page, "exhausted": True}, str(error), 429)
     if amr is not None:
         return complete_sign_in(pending, amr, next_url)
+    _two_step_failed(pending.user, method, "wrong_code")
     if not count_wrong_code():
         return _restart_sign_in("Too many wrong codes. Sign in again.", next_url)
     return _challenge_page(page, WRONG_CODE, INVALID_FORM_STATUS)
+
+
+def _two_step_failed(user: User, method: str, reason: str) -> None:
+    """Log a refused second factor (audit log)."""
+    record_and_commit(
+        "signin.two_step.failure",
+        actor=user.sub,
+        actor_type="user",
+        subject=user.sub,
+        details={"method": method, "reason": reason},
+    )
 
 
 def _challenge_page(page: dict[str, Any], error: str | None, status: int) -> ResponseReturnValue:
@@ -182,7 +196,8 @@ def regenerate(login_session: LoginSession) -> ResponseReturnValue:
     _require_form(ConfirmForm())
     if not totp.is_enabled(login_session.user):
         return redirect(url_for("two_step.manage"))
-    codes = totp.regenerate_recovery_codes(login_session.user)
+    record("recovery_codes.regenerated", subject=login_session.user.sub)
+    codes = totp.regenerate_recovery_codes(login_session.user)  # commits the event too
     return render_template("two_step/recovery_codes.html", codes=codes, first_time=False)
 
 

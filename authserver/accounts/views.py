@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
+from ..audit.services import record_signin_failure
 from ..sessions.services import current_user
 from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from .registration import (
@@ -71,6 +72,7 @@ def login() -> ResponseReturnValue:
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
             return finish_password_step(user, next_url)
+        record_signin_failure(form.email.data)
         error = INCORRECT_CREDENTIALS
     elif request.method == "POST":
         filled = form.email.data and form.password.data

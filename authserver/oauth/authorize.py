@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
+    InteractionRequiredError,
     LoginRequiredError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
@@ -30,7 +31,7 @@ from ..oidc.claims import parse_claims_request
 from ..sessions.models import LoginSession
 from ..sessions.services import auth_age_seconds
 from .consent import has_consent
-from .services import check_resources
+from .services import check_resources, client_scope, limit_user_scope
 
 # RFC 6749 section 3.1: parameters sent more than once are refused. `resource` may repeat
 # (RFC 8707 section 2).
@@ -55,12 +56,15 @@ SINGLE_VALUED = (
     "ui_locales",
     "claims_locales",
     "display",
+    "organization",
 )
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
 # Carried through the sign-in page: "a sign-in after this moment satisfies prompt=login/max_age".
 REAUTH_PARAM = "authserver_reauth"
 REAUTH_MAX_AGE = 600
 INTERNAL_PARAMS = {REAUTH_PARAM, "csrf_token", "decision"}
+# `organization=select` (or empty) asks the person to pick one of their organizations.
+SELECT_ORGANIZATION = "select"
 
 
 @dataclass
@@ -75,6 +79,9 @@ class AuthorizationRequest:
     max_age: int | None = None
     resources: list[str] = field(default_factory=list)
     claims: dict[str, Any] | None = None
+    # `org:<slug>` scopes the client may ask for, before the person's limits; the pick.
+    requested_organizations: list[str] = field(default_factory=list)
+    organization: Any = None
 
     @property
     def client(self) -> Any:
@@ -183,6 +190,68 @@ def check_authentication(req: AuthorizationRequest) -> None:
     raise Interrupt(redirect(_sign_in_url(req)))
 
 
+def check_scope_limits(req: AuthorizationRequest) -> None:
+    """RFC 6749 section 3.3: grant only scopes the client and this person may have.
+
+    The server may issue fewer scopes than requested and then says which in the token
+    response's `scope` (always sent). Authlib has already applied the client's list.
+    """
+    if req.user is None:
+        return
+    from ..orgs.services import ORG_SCOPE_PREFIX
+
+    allowed = client_scope(req.client, req.params.get("scope"))
+    req.requested_organizations = [
+        item[len(ORG_SCOPE_PREFIX) :]
+        for item in allowed.split()
+        if item.startswith(ORG_SCOPE_PREFIX)
+    ]
+    req.grant.request.scope = limit_user_scope(req.user, allowed)
+
+
+def check_organization(req: AuthorizationRequest) -> None:
+    """Pick the organization the tokens speak for: `organization=<slug>|select` or `org:` scopes.
+
+    A named organization must be one of the person's (else access_denied); with several
+    that fit the person chooses on a hosted page, with exactly one it is used.
+    """
+    if req.user is None:
+        return
+    from ..orgs import services as orgs
+
+    asked = req.params.get("organization")
+    if asked is None and not req.requested_organizations:
+        return
+    if asked and asked != SELECT_ORGANIZATION:
+        fits = orgs.fitting_organizations(req.user, [asked])
+    else:
+        fits = orgs.fitting_organizations(req.user, req.requested_organizations or None)
+    if not fits:
+        if asked is None:
+            return  # only `org:` scopes, already dropped for a non-member
+        raise req.error(AccessDeniedError, "You are not a member of the organization.")
+    if len(fits) > 1:
+        if "none" in req.prompts:
+            raise req.error(InteractionRequiredError)
+        from ..orgs.views import render_organization_picker
+
+        raise Interrupt(render_organization_picker(req, fits))
+    req.organization = fits[0]
+    _narrow_organization_scopes(req, fits[0].slug)
+
+
+def _narrow_organization_scopes(req: AuthorizationRequest, slug: str) -> None:
+    """Tokens speak for one organization: other `org:` scopes go."""
+    from ..orgs.services import ORG_SCOPE_PREFIX
+
+    kept = [
+        item
+        for item in req.scope.split()
+        if not item.startswith(ORG_SCOPE_PREFIX) or item == ORG_SCOPE_PREFIX + slug
+    ]
+    req.grant.request.scope = " ".join(kept)
+
+
 def check_consent(req: AuthorizationRequest) -> None:
     """Ask for consent unless the client is first-party or these scopes were allowed before."""
     client = req.client
@@ -208,6 +277,8 @@ PIPELINE = (
     check_claims_parameter,
     check_resource,
     check_authentication,
+    check_scope_limits,
+    check_organization,
     check_consent,
 )
 
@@ -220,6 +291,8 @@ DECISION_PIPELINE = (
     check_max_age,
     check_claims_parameter,
     check_resource,
+    check_scope_limits,
+    check_organization,
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..audit.services import record, sub_of
 from ..extensions import db
 from .models import Consent
 
@@ -13,12 +14,20 @@ SCOPE_DESCRIPTIONS = {
     "profile": "See your name",
     "email": "See your e-mail address",
     "offline_access": "Stay connected when you are not using it",
+    "roles": "See your roles, here and in the organization you choose",
 }
+ORG_SCOPE_PREFIX = "org:"
 
 
 def describe_scopes(scope: str) -> list[tuple[str, str]]:
     """(scope, plain words) for each requested scope, in request order."""
-    return [(item, SCOPE_DESCRIPTIONS.get(item, item)) for item in scope.split()]
+    return [(item, _describe(item)) for item in scope.split()]
+
+
+def _describe(item: str) -> str:
+    if item.startswith(ORG_SCOPE_PREFIX) and len(item) > len(ORG_SCOPE_PREFIX):
+        return f"Act for you in the organization {item[len(ORG_SCOPE_PREFIX) :]}"
+    return SCOPE_DESCRIPTIONS.get(item, item)
 
 
 def has_consent(user_id: int, client_id: str, scope: str) -> bool:
@@ -40,4 +49,7 @@ def remember_consent(user_id: int, client_id: str, scope: str) -> None:
         row = Consent(user_id=user_id, client_id=client_id, scope="")
         db.session.add(row)
     row.scope = " ".join(sorted(set(row.scope.split()) | set(scope.split())))
+    record(
+        "consent.granted", subject=sub_of(user_id), client_id=client_id, details={"scope": scope}
+    )
     db.session.commit()

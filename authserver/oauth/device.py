@@ -41,7 +41,13 @@ from ..clients.cache import OAuthClient
 from ..extensions import db, utcnow
 from ..sessions.models import LoginSession
 from .models import DeviceCode
-from .services import check_resources, create_grant, issue_user_tokens, wants_refresh_token
+from .services import (
+    check_resources,
+    create_grant,
+    issue_user_tokens,
+    limit_user_scope,
+    wants_refresh_token,
+)
 from .tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
@@ -87,10 +93,14 @@ def find_pending_code(user_code: str | None) -> DeviceCode | None:
 
 
 def approve_device_code(row: DeviceCode, session: LoginSession) -> bool:
-    """Section 3.3: the signed-in person allowed the device; commits. False if already decided."""
+    """Section 3.3: the signed-in person allowed the device; commits. False if already decided.
+
+    RFC 6749 section 3.3: the scope narrows to what this person may have.
+    """
     return _decide(
         row,
         status="approved",
+        scope=limit_user_scope(session.user, row.scope),
         user_id=session.user_id,
         session_id=session.id,
         auth_time=session.auth_time,

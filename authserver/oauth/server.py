@@ -13,6 +13,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app, json
 from flask import request as flask_request
 
+from ..audit.services import record
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import db
 from ..oidc.extension import OpenIDConnect
@@ -24,6 +25,8 @@ from .grants.client_credentials import ClientCredentialsGrant
 from .grants.pkce import RequiredS256CodeChallenge
 from .grants.refresh_token import RefreshTokenGrant
 
+# The names of the tokens a token response may carry (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
+TOKEN_KINDS = ("access_token", "refresh_token", "id_token")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -66,6 +69,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
     """Token responses are sent only after their rows are committed, and never cached."""
 
     def create_oauth2_request(self, request: Any) -> IssuerOAuth2Request:
+        if isinstance(request, IssuerOAuth2Request):  # made by create_token_response
+            return request
         return IssuerOAuth2Request(flask_request, current_app.config["AUTHSERVER"].issuer)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
@@ -87,12 +92,14 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
     def create_token_response(self, request: Any = None) -> Response:
         """RFC 6749 section 5.1: commit, then answer; roll back every error."""
+        oauth_request = self.create_oauth2_request(request)
         try:
-            response = super().create_token_response(request)
+            response = super().create_token_response(oauth_request)
         except Exception:
             db.session.rollback()
             raise
         if response.status_code == 200:
+            record_token_issued(oauth_request, response)
             db.session.commit()
         else:
             db.session.rollback()
@@ -109,6 +116,25 @@ class AuthorizationServer(FlaskAuthorizationServer):
         else:
             db.session.rollback()
         return response
+
+
+def record_token_issued(oauth_request: Any, response: Response) -> None:
+    """Audit log: which client got tokens by which grant, for whom; never the token values."""
+    body = response.get_json(silent=True) or {}
+    client_id = oauth_request.client.get_client_id() if oauth_request.client else None
+    user = oauth_request.user
+    record(
+        "token.issued",
+        actor=client_id,
+        actor_type="client",
+        subject=getattr(user, "sub", None),
+        client_id=client_id,
+        details={
+            "grant_type": oauth_request.payload.grant_type,
+            "scope": body.get("scope", ""),
+            "issued": sorted(key for key in TOKEN_KINDS if key in body),
+        },
+    )
 
 
 def create_authorization_server(app: Flask) -> AuthorizationServer:

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidGrantError
 from flask import current_app
 from sqlalchemy import update
 
@@ -18,6 +19,9 @@ from ..clients.cache import OAuthClient
 from ..extensions import db, utcnow
 from .models import Grant, RefreshToken
 from .tokens import hash_secret_value, issue_access_token, new_secret_value
+
+# The scope of the admin API: granted only to people holding the admin role.
+ADMIN_SCOPE = "admin"
 
 
 def audience_for(resources: list[str] | None) -> str | list[str]:
@@ -49,6 +53,7 @@ def create_grant(
     resource: list[str] | None = None,
     claims: dict[str, Any] | None = None,
     session_id: str | None = None,
+    organization_id: int | None = None,
 ) -> Grant:
     """A new token family for one authorization by one person."""
     config = current_app.config["AUTHSERVER"]
@@ -63,6 +68,7 @@ def create_grant(
         resource=resource,
         claims=claims,
         session_id=session_id,
+        organization_id=organization_id,
         expires_at=utcnow() + timedelta(seconds=config.access_token_ttl),
     )
     db.session.add(grant)
@@ -74,6 +80,7 @@ def issue_user_tokens(
 ) -> dict[str, Any]:
     """RFC 6749 section 5.1: the token response for a person's grant."""
     config = current_app.config["AUTHSERVER"]
+    scope = limit_user_scope(user, scope)
     access_token, expires_in = issue_access_token(
         client_id=client.client_id,
         subject=user.sub,
@@ -81,7 +88,7 @@ def issue_user_tokens(
         audience=audience_for(grant.resource),
         grant_id=grant.id,
         auth_time=int(grant.auth_time.timestamp()),
-        extra={"roles": user.role_names} if user.roles else None,
+        extra=_person_claims(grant, user) or None,
     )
     token: dict[str, Any] = {
         "token_type": "Bearer",
@@ -107,6 +114,54 @@ def issue_user_tokens(
     else:
         grant.expires_at = max(grant.expires_at, now + timedelta(seconds=expires_in))
     return token
+
+
+def _person_claims(grant: Grant, user: User) -> dict[str, Any]:
+    """`roles` (global roles) and, for an organization's grant, `org_id` and `org_roles`."""
+    from ..orgs.services import organization_claims
+
+    claims: dict[str, Any] = {"roles": user.role_names} if user.roles else {}
+    org_claims = organization_claims(grant.organization_id, user)
+    if org_claims is None:
+        # Removed from the organization since: the grant no longer speaks for it.
+        raise InvalidGrantError("The person is no longer a member of the organization.")
+    claims.update(org_claims)
+    return claims
+
+
+def limit_user_scope(user: User, scope: str) -> str:
+    """RFC 6749 section 3.3: drop the scopes this person may not have, silently.
+
+    `admin` only for people holding the admin role; `org:<slug>` only for members of
+    that organization. The token response always states the granted `scope`.
+    """
+    from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs
+
+    items = scope.split()
+    wants_org = any(item.startswith(ORG_SCOPE_PREFIX) for item in items)
+    slugs = member_slugs(user) if wants_org else set()
+    kept = []
+    for item in items:
+        if item == ADMIN_SCOPE and ADMIN_SCOPE not in user.role_names:
+            continue
+        if item.startswith(ORG_SCOPE_PREFIX) and item[len(ORG_SCOPE_PREFIX) :] not in slugs:
+            continue
+        kept.append(item)
+    return " ".join(kept)
+
+
+def client_scope(client: OAuthClient, requested: str | None) -> str:
+    """The requested scopes the client is registered for; `org:*` allows every `org:<slug>`."""
+    from ..orgs.services import ORG_SCOPE_PREFIX
+
+    allowed = set(client.get_allowed_scope(requested).split())
+    any_org = ORG_SCOPE_PREFIX + "*" in client.scopes
+    kept: list[str] = []
+    for item in (requested or "").split():
+        is_org = item.startswith(ORG_SCOPE_PREFIX) and item != ORG_SCOPE_PREFIX + "*"
+        if (item in allowed or (any_org and is_org)) and item not in kept:
+            kept.append(item)
+    return " ".join(kept)
 
 
 def revoke_grant(grant_id: str | None) -> None:

@@ -137,7 +137,10 @@ def is_revoked(token: AccessToken) -> bool:
         return True
     grant_id = token.grant_id
     if grant_id is None:
-        return False
+        # A client's own token (client_credentials) lives as long as its client is active.
+        from ..clients.cache import load_client
+
+        return load_client(str(token.claims.get("client_id"))) is None
     grant = db.session.get(Grant, grant_id)
     # A grant that no longer exists (deleted with its client or user) revokes its tokens too.
     return grant is None or grant.revoked_at is not None

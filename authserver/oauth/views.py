@@ -65,6 +65,9 @@ def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse
         grant.request.login_session = session
         grant.request.resources = req.resources
         grant.request.claims_request = req.claims
+        # Authlib validates the request again below, resetting `scope` to the client's filter.
+        grant.request.granted_scope = req.scope
+        grant.request.organization_id = req.organization.id if req.organization else None
         return server.create_authorization_response(grant=grant, grant_user=user)
     except Interrupt as interrupt:
         return interrupt.response

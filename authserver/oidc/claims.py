@@ -12,7 +12,19 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "profile": ("name", "updated_at"),
     "email": ("email", "email_verified"),
 }
-SUPPORTED_CLAIMS = ("sub", "name", "updated_at", "email", "email_verified")
+SUPPORTED_CLAIMS = (
+    "sub",
+    "name",
+    "updated_at",
+    "email",
+    "email_verified",
+    "roles",
+    "org_id",
+    "org_roles",
+)
+# The `roles` scope releases the person's roles, and those held in the grant's organization,
+# into both the id_token and userinfo.
+ROLES_SCOPE = "roles"
 
 
 def available_claims(user: User) -> dict[str, Any]:
@@ -52,7 +64,11 @@ def parse_claims_request(raw: str | None) -> dict[str, Any] | None:
 
 
 def release_claims(
-    user: User, scope: str, claims_request: dict[str, Any] | None, target: str
+    user: User,
+    scope: str,
+    claims_request: dict[str, Any] | None,
+    target: str,
+    organization_id: int | None = None,
 ) -> dict[str, Any]:
     """The claims for `target` ("userinfo" or "id_token"): `sub`, plus what scope and request ask.
 
@@ -68,4 +84,15 @@ def release_claims(
         names.update((claims_request.get(target) or {}).keys())
     released = {"sub": user.sub}
     released.update({name: have[name] for name in sorted(names) if name in have})
+    if ROLES_SCOPE in scope.split():
+        released.update(role_claims(user, organization_id))
     return released
+
+
+def role_claims(user: User, organization_id: int | None) -> dict[str, Any]:
+    """`roles`, and `org_id` with `org_roles` when the grant speaks for an organization."""
+    from ..orgs.services import organization_claims
+
+    claims: dict[str, Any] = {"roles": user.role_names}
+    claims.update(organization_claims(organization_id, user) or {})
+    return claims

@@ -20,7 +20,7 @@ EXTENSION = "authserver.discovery"
 MAX_AGE = 300
 
 # Scopes whose claims we can provide (no address or phone claims are stored).
-SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
+SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access", "roles"]
 # OpenID Connect Core section 5.1 claims we issue, plus the id_token's own.
 CLAIMS_SUPPORTED = [
     "sub",
@@ -37,6 +37,9 @@ CLAIMS_SUPPORTED = [
     "email",
     "email_verified",
     "updated_at",
+    "roles",
+    "org_id",
+    "org_roles",
 ]
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
@@ -46,7 +49,7 @@ bp = Blueprint("discovery", __name__)
 def metadata(config: Config) -> dict[str, Any]:
     """The provider metadata document for `config.issuer`."""
     issuer = config.issuer
-    return {
+    document: dict[str, Any] = {
         # Discovery 1.0 section 3: exactly the issuer identifier, no trailing slash.
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -93,6 +96,10 @@ def metadata(config: Config) -> dict[str, Any]:
         "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "ui_locales_supported": ["en"],
     }
+    if config.dynamic_registration:
+        # RFC 8414 section 2 and Discovery 1.0 section 3: the RFC 7591 endpoint.
+        document["registration_endpoint"] = f"{issuer}/oauth2/register"
+    return document
 
 
 def init_app(app: Flask) -> None:

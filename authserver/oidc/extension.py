@@ -35,4 +35,5 @@ class OpenIDConnect:
             nonce=code.nonce if code is not None else None,
             access_token=token["access_token"],
             claims_request=family.claims,
+            organization_id=family.organization_id,
         )

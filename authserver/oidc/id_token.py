@@ -37,13 +37,16 @@ def create_id_token(
     access_token: str | None = None,
     claims_request: dict[str, Any] | None = None,
     sid: str | None = None,
+    organization_id: int | None = None,
 ) -> str:
     """Sign an ID Token for this person and client; never `alg: none`, always with a `kid`."""
     config = current_app.config["AUTHSERVER"]
     alg = client.id_token_signed_response_alg or DEFAULT_ID_TOKEN_ALG
     kid, key = current_keyring().signing_key(alg)
     now = int(utcnow().timestamp())
-    claims: dict[str, Any] = release_claims(user, scope, claims_request, "id_token")
+    claims: dict[str, Any] = release_claims(
+        user, scope, claims_request, "id_token", organization_id
+    )
     claims.update(
         {
             "iss": config.issuer,

@@ -31,6 +31,7 @@ from joserfc.errors import JoseError
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import User
+from ..audit import record
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import csrf, utcnow
 from ..keys import current_keyring
@@ -282,6 +283,8 @@ def signed_out() -> ResponseReturnValue:
 
 def _sign_out(req: LogoutRequest, user: User | None) -> ResponseReturnValue:
     """End this browser's session, then continue to the relying party or our page."""
+    if user is not None:  # end_session commits the event with the revoked session
+        record("signout", subject=user.sub, client_id=req.client.client_id if req.client else None)
     end_session()
     if user is not None:
         log.info(

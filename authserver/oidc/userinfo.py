@@ -64,7 +64,8 @@ def userinfo() -> Response:
     user = db.session.get(User, grant.user_id) if grant is not None else None
     if grant is None or user is None or not user.is_active or user.sub != token.claims["sub"]:
         return bearer_error(401, "invalid_token", "The access token is not valid.")
-    claims = release_claims(user, str(token.claims.get("scope", "")), grant.claims, "userinfo")
+    scope = str(token.claims.get("scope", ""))
+    claims = release_claims(user, scope, grant.claims, "userinfo", grant.organization_id)
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -96,3 +96,24 @@ def test_revoked_client_credentials_token_introspects_inactive(
     assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json() == {
         "active": False
     }
+
+
+def test_tokens_of_a_disabled_client_introspect_inactive(
+    client: FlaskClient, service, app: Flask
+) -> None:
+    from authserver.clients.cache import invalidate_client_cache
+
+    access = token(client, service).get_json()["access_token"]
+    resource_server, rs_secret = make_client(
+        name="RS", redirect_uris=[], grant_types=["client_credentials"], scope="x"
+    )
+    auth = basic(resource_server.client_id, rs_secret)
+    assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json()[
+        "active"
+    ]
+    service[0].is_active = False
+    db.session.commit()
+    invalidate_client_cache(service[0].client_id)
+    assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json() == {
+        "active": False
+    }

@@ -28,7 +28,7 @@ EXPECTED = {
     "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     "device_authorization_endpoint": f"{ISSUER}/oauth2/device_authorization",
     "end_session_endpoint": f"{ISSUER}/logout",
-    "scopes_supported": ["openid", "profile", "email", "offline_access"],
+    "scopes_supported": ["openid", "profile", "email", "offline_access", "roles"],
     "response_types_supported": ["code"],
     "response_modes_supported": ["query"],
     "grant_types_supported": [
@@ -56,6 +56,9 @@ EXPECTED = {
         "email",
         "email_verified",
         "updated_at",
+        "roles",
+        "org_id",
+        "org_roles",
     ],
     "claim_types_supported": ["normal"],
     "claims_parameter_supported": True,
@@ -128,3 +131,34 @@ def test_every_advertised_person_claim_can_be_released(client) -> None:
     advertised = set(client.get("/.well-known/openid-configuration").get_json()["claims_supported"])
     id_token_claims = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
     assert advertised - id_token_claims == set(SUPPORTED_CLAIMS)
+
+
+def test_the_registration_endpoint_is_advertised_only_where_registration_is_on() -> None:
+    off, on = (
+        metadata(
+            Config(
+                issuer=ISSUER,
+                secret_key="s" * 40,
+                instance_path="/tmp",
+                dynamic_registration=enabled,
+            )
+        )
+        for enabled in (False, True)
+    )
+    assert "registration_endpoint" not in off
+    assert on == {**off, "registration_endpoint": f"{ISSUER}/oauth2/register"}
+
+
+def test_the_advertised_registration_endpoint_is_served(app_factory: Any) -> None:
+    client = app_factory(issuer=ISSUER, dynamic_registration=True).test_client()
+    document = client.get("/.well-known/openid-configuration").get_json()
+    path = document["registration_endpoint"].removeprefix(ISSUER)
+    response = client.post(path, json={})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_token"
+
+
+def test_roles_and_organizations_are_advertised(client) -> None:
+    document = client.get("/.well-known/openid-configuration").get_json()
+    assert "roles" in document["scopes_supported"]
+    assert {"roles", "org_id", "org_roles"} <= set(document["claims_supported"])

@@ -8,6 +8,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 
+from ...audit.services import record, sub_of_grant
 from ...extensions import db
 from ..models import RevokedAccessToken
 from ..services import revoke_grant
@@ -36,6 +37,7 @@ class RevocationEndpoint(BaseRevocationEndpoint):
         return find_token(token_string, token_type_hint)
 
     def revoke_token(self, token: PresentedToken, request: Any) -> None:
+        _audit_revocation(token)
         if token.refresh is not None:
             revoke_grant(token.refresh.grant_id)
             return
@@ -43,3 +45,21 @@ class RevocationEndpoint(BaseRevocationEndpoint):
         if db.session.get(RevokedAccessToken, token.access.jti) is None:
             exp = datetime.fromtimestamp(int(token.access.claims["exp"]), UTC)
             db.session.add(RevokedAccessToken(jti=token.access.jti, expires_at=exp))
+
+
+def _audit_revocation(token: PresentedToken) -> None:
+    """Log the revocation (never the token): which kind, of whom, by which client."""
+    if token.refresh is not None:
+        kind, subject = "refresh_token", sub_of_grant(token.refresh.grant_id)
+    else:
+        assert token.access is not None
+        kind, subject = "access_token", token.access.claims.get("sub")
+    client_id = token.client_id
+    record(
+        "token.revoked",
+        actor=client_id,
+        actor_type="client",
+        subject=subject,
+        client_id=client_id,
+        details={"kind": kind},
+    )

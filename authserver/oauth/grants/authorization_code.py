@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ...accounts.models import User
+from ...audit.services import record, sub_of_grant
 from ...extensions import db, utcnow
 from ..models import AuthorizationCode
 from ..services import create_grant, issue_user_tokens, revoke_grant, wants_refresh_token
@@ -41,7 +42,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 session_id=session.id,
                 # Stored as sent: RFC 6749 section 4.1.3 wants it repeated only if it was sent.
                 redirect_uri=data.get("redirect_uri") or "",
-                scope=request.scope or "",
+                # What the pipeline granted (client and person limits), else Authlib's filter.
+                scope=getattr(request, "granted_scope", request.scope) or "",
                 nonce=data.get("nonce") or None,
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
@@ -50,6 +52,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 auth_time=session.auth_time,
                 acr=session.acr,
                 amr=list(session.amr or []),
+                organization_id=getattr(request, "organization_id", None),
                 expires_at=now + timedelta(seconds=config.authorization_code_ttl),
             )
         )
@@ -89,9 +92,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def _revoke_replayed(self, row: AuthorizationCode) -> None:
         log.warning("authorization code replayed for client %s; revoking its grant", row.client_id)
-        grant_id = row.grant_id
+        grant_id, client_id = row.grant_id, row.client_id
         db.session.rollback()
         revoke_grant(grant_id)
+        record(
+            "authorization_code.replayed",
+            actor=client_id,
+            actor_type="client",
+            subject=sub_of_grant(grant_id),
+            client_id=client_id,
+            details={"grant_id": grant_id},
+        )
         db.session.commit()
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -122,6 +133,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             resource=code.resource,
             claims=code.claims,
             session_id=code.session_id,
+            organization_id=code.organization_id,
         )
         code.grant_id = grant.id
         self.request.grant = grant

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from sqlalchemy import select, update
 
 from ...accounts.models import User
+from ...audit.services import record, sub_of_grant
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
 from ..services import issue_user_tokens, revoke_grant
@@ -47,9 +48,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         log.warning(
             "refresh token reuse for client %s; revoking grant %s", row.client_id, row.grant_id
         )
-        grant_id = row.grant_id
+        grant_id, client_id = row.grant_id, row.client_id
         db.session.rollback()
         revoke_grant(grant_id)
+        record(
+            "refresh_token.reuse_detected",
+            actor=client_id,
+            actor_type="client",
+            subject=sub_of_grant(grant_id),
+            client_id=client_id,
+            details={"grant_id": grant_id},
+        )
         db.session.commit()
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
