@@ -386,6 +386,18 @@ def rotate_keys() -> Response:
     return jsonify(kids=kids, items=[render_key(k) for k in services.list_signing_keys()])
 
 
+@bp.post("/initial-access-tokens")
+@needs("clients:write")
+def issue_initial_access_token() -> tuple[Response, int]:
+    """RFC 7591 section 3: a single-use token allowing one dynamic registration, shown once."""
+    from ..clients.registration import issue_initial_access_token as issue
+
+    data = only(json_body(), ("note",)) if request.content_length else {}
+    note = (text(data, "note") or "")[:200]
+    token = issue(note=note, created_by=_actor().id)
+    return jsonify(initial_access_token=token, note=note), 201
+
+
 # The audit log
 
 

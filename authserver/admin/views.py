@@ -327,6 +327,19 @@ def create_client() -> ResponseReturnValue:
     return page, status
 
 
+@bp.post("/clients/initial-token")
+@require_permission("clients:write")
+def issue_initial_token() -> ResponseReturnValue:
+    """RFC 7591 section 3: a single-use token allowing one dynamic registration, shown once."""
+    from ..clients.registration import issue_initial_access_token
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    note = (request.form.get("note") or "").strip()[:200]
+    token = issue_initial_access_token(note=note, created_by=g.admin_actor.id)
+    return render_template("admin/initial_token.html", section="clients", token=token, note=note)
+
+
 @bp.get("/clients/<client_id>")
 @require_permission("clients:read")
 def client(client_id: str) -> ResponseReturnValue:

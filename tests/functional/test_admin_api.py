@@ -142,6 +142,7 @@ ENDPOINTS = [
     Endpoint("DELETE", "/roles/{name}", "roles:write", 204),
     Endpoint("GET", "/keys", "keys:read", 200),
     Endpoint("POST", "/keys/rotate", "keys:write", 200, lambda: {"alg": "ES256"}),
+    Endpoint("POST", "/initial-access-tokens", "clients:write", 201, lambda: {"note": "x"}),
     Endpoint("GET", "/audit", "audit:read", 200),
     Endpoint("GET", "/audit/export", "audit:read", 200),
 ]

@@ -71,6 +71,7 @@ ROUTES = [
     ("GET", "/admin/clients/{client_id}", "clients:read"),
     ("GET", "/admin/clients/new", "clients:write"),
     ("POST", "/admin/clients/new", "clients:write"),
+    ("POST", "/admin/clients/initial-token", "clients:write"),
     ("POST", "/admin/clients/{client_id}", "clients:write"),
     ("POST", "/admin/clients/{client_id}/secret", "clients:write"),
     ("POST", "/admin/clients/{client_id}/active", "clients:write"),
@@ -397,6 +398,28 @@ def test_rotating_a_secret_retires_the_old_one(app: Flask, world: World) -> None
     assert new_secret != world.secret
     assert _token_request(world.client_id, world.secret, rp).status_code == 401
     assert _token_request(world.client_id, new_secret, rp).status_code == 200
+
+
+def test_an_admin_issues_an_initial_access_token_that_registers_once(app_factory) -> None:
+    app = app_factory(dynamic_registration=True)
+    with app.app_context():
+        make_user(ADMIN, roles=["admin"])
+        browser = _signed_in(app, ADMIN)
+        assert "Issue an initial access token" in browser.get("/admin/clients").text
+
+        page = _call(browser, "POST", "/admin/clients/initial-token", {"note": "partner"})
+
+        assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+        token = page.text.split('id="initial-access-token">')[1].split("<")[0]
+        metadata = {"redirect_uris": ["https://partner.example/cb"], "client_name": "Partner"}
+        register = app.test_client().post(
+            "/oauth2/register", json=metadata, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert register.status_code == 201
+        again = app.test_client().post(
+            "/oauth2/register", json=metadata, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert again.status_code == 401
 
 
 def test_disabling_a_client_stops_its_tokens(app: Flask, world: World) -> None:
