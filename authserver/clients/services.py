@@ -63,7 +63,7 @@ def create_client(
     if "authorization_code" in grants and not redirects:
         raise ClientError("the authorization_code grant needs at least one redirect URI")
     client = Client(
-        client_id=secrets.token_urlsafe(18),
+        client_id=new_client_id(),
         name=name,
         redirect_uris=redirects,
         post_logout_redirect_uris=_check_redirect_uris(
@@ -129,6 +129,14 @@ def client_metadata(client: Client) -> dict[str, Any]:
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg
     return metadata
+
+
+def new_client_id() -> str:
+    """A random client_id that never starts with "-", so command lines do not take it for a flag."""
+    while True:
+        client_id = secrets.token_urlsafe(18)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 def _changed(client: Client) -> None:
