@@ -88,6 +88,19 @@ class Config:
     # Lifetimes of e-mailed links, in seconds.
     password_reset_ttl: int = 30 * 60
     email_verification_ttl: int = 24 * 3600
+    # Rate limits (Flask-Limiter notation, ";"-separated): Redis-backed when redis_url is set.
+    ratelimit_enabled: bool = True
+    # When Redis is down: refuse limited requests (true) or fall back to per-process memory.
+    ratelimit_fail_closed: bool = False
+    # Per client IP on the pages people type into: sign-in, sign-up, reset, two-step, device code.
+    ratelimit_pages: str = "20/minute;300/hour"
+    # Per client (or IP when unauthenticated) on the token, introspection and revocation endpoints.
+    ratelimit_api: str = "600/minute"
+    # Per account: failed passwords before sign-in is locked for lockout_duration seconds.
+    lockout_threshold: int = 10
+    lockout_duration: int = 15 * 60
+    # Audit events older than this many days are purged by `authserver cleanup`.
+    audit_retention_days: int = 365
     # RFC 7591/7592 dynamic client registration, for holders of an initial access token.
     dynamic_registration: bool = False
     # The admin console asks for the password again after this many seconds.
@@ -156,6 +169,9 @@ class Config:
             "device_code_ttl",
             "device_poll_interval",
             "admin_reauth_after",
+            "lockout_threshold",
+            "lockout_duration",
+            "audit_retention_days",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
@@ -166,6 +182,8 @@ class Config:
 
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
             raise ConfigError(f"{PREFIX}ACCENT_COLOR: expected a colour like #3b5bdb")
+        for name in ("ratelimit_pages", "ratelimit_api"):
+            _check_limits(name, getattr(self, name))
         if not self.logo_url.startswith("/") or self.logo_url.startswith("//"):
             # The pages' CSP (default-src 'self') only loads images from this server.
             raise ConfigError(
@@ -183,6 +201,18 @@ class Config:
         return replace(
             self, instance_path=str(instance), secret_key=secret_key, database_url=database_url
         )
+
+
+def _check_limits(name: str, value: str) -> None:
+    """Flask-Limiter's notation, e.g. "20/minute;300/hour"."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{PREFIX}{name.upper()}: expected limits like 20/minute;300/hour, got {value!r}"
+        ) from None
 
 
 def _parse(name: str, type_: Any, raw: str) -> Any:
