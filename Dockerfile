@@ -39,4 +39,7 @@ COPY static ./static
 COPY wsgi.py ./
 USER authserver
 EXPOSE 8000
+# /healthz answers 200 while the database answers, 503 otherwise (Redis never fails it).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 CMD ["gunicorn", "--workers", "2", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "wsgi:app"]

@@ -28,6 +28,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         AUTHSERVER=config,
         TESTING=config.env == "testing",
         SECRET_KEY=config.secret_key,
+        SECRET_KEY_FALLBACKS=list(config.secret_key_fallbacks),
         SQLALCHEMY_DATABASE_URI=config.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config.database_url),
         SESSION_COOKIE_NAME="authserver_flow",
@@ -35,7 +36,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.secure_cookies,
         PREFERRED_URL_SCHEME="https" if config.secure_cookies else "http",
+        # Request limits (Werkzeug 3.1); parameter counts and lengths: security/limits.py.
         MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        MAX_FORM_PARTS=200,
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
     )
@@ -43,7 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         n = config.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import audit, branding, keys, oauth, oidc, orgs, security, sessions  # noqa: F401
+    from . import audit, branding, health, keys, oauth, oidc, orgs, security, sessions  # noqa: F401
     from .accounts import settings_views, two_step_views
     from .accounts import views as account_views
     from .admin import api as admin_api
@@ -78,6 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         admin_api.bp,
         admin_api.docs_bp,
         admin_views.bp,
+        health.bp,
     ):
         app.register_blueprint(blueprint)
     register_commands(app)

@@ -107,6 +107,23 @@ def decrypt_secret(token: str) -> str | None:
         return None
 
 
+def reencrypt_secrets() -> int:
+    """Re-encrypt every stored TOTP secret under the current server secret; commits.
+
+    Run after moving the old secret to AUTHSERVER_SECRET_KEY_FALLBACKS; afterwards
+    the fallback is no longer needed for two-step verification.
+    """
+    cipher = _cipher()
+    users = db.session.scalars(select(User).where(User.totp_secret_encrypted.is_not(None))).all()
+    for user in users:
+        assert user.totp_secret_encrypted is not None
+        user.totp_secret_encrypted = cipher.rotate(
+            user.totp_secret_encrypted.encode("ascii")
+        ).decode("ascii")
+    db.session.commit()
+    return len(users)
+
+
 def is_enabled(user: User) -> bool:
     """True when the person signs in with a second step."""
     return user.totp_enabled_at is not None and user.totp_secret_encrypted is not None

@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 
 from ..audit.services import record_signin_failure
 from ..sessions.services import current_user
+from . import lockout
 from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from .registration import (
     RESET_PASSWORD,
@@ -69,11 +70,15 @@ def login() -> ResponseReturnValue:
         form.email.data = request.args.get("login_hint", "")[:254]
     error = None
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
+        refused = lockout.refusal(form.email.data)  # same answers for unknown addresses
+        user = None if refused else authenticate(form.email.data, form.password.data)
         if user is not None:
+            lockout.clear(user)
             return finish_password_step(user, next_url)
         record_signin_failure(form.email.data)
-        error = INCORRECT_CREDENTIALS
+        if not refused:
+            lockout.record_failure(form.email.data)
+        error = lockout.LOCKED_MESSAGE if refused == "locked" else INCORRECT_CREDENTIALS
     elif request.method == "POST":
         filled = form.email.data and form.password.data
         error = INCORRECT_CREDENTIALS if filled else MISSING_CREDENTIALS

@@ -79,8 +79,9 @@ def record_signin_failure(email: str) -> AuditEvent:
     from ..accounts.models import User
     from ..accounts.services import normalize_email
 
-    address = normalize_email(email or "")[: _WIDTHS["actor"]]
-    user = db.session.scalar(select(User).where(User.email == address)) if address else None
+    address = normalize_email((email or "").replace("\x00", ""))[: _WIDTHS["actor"]]
+    known = address and address == normalize_email(email or "")
+    user = db.session.scalar(select(User).where(User.email == address)) if known else None
     if user is None:
         reason = "unknown_account"
     elif not user.is_active:
@@ -145,7 +146,8 @@ def _default_actor_type(actor: str | None) -> str:
 
 
 def _clip(value: str | None, width: int) -> str | None:
-    """`value` cut to the column width; None for None or empty."""
+    """`value` cut to the column width, without NUL (PostgreSQL text cannot hold it)."""
+    value = value.replace("\x00", "") if value else value
     return value[:width] if value else None
 
 

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, routes_command, run_command, shell_command
 
 from .audit import audit_cli
+from .cleanup import cleanup_command
 from .clients import clients_cli
 from .first_run import print_first_run_hint, setup_hint_command
 from .keys import keys_cli
@@ -28,6 +29,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(roles_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(cleanup_command)
     app.cli.add_command(setup_hint_command)
 
 

@@ -58,3 +58,18 @@ def ensure_keys_command() -> None:
     keyring = current_keyring()
     keyring.ensure_keys()
     _describe(keyring.list_keys())
+
+
+@keys_cli.command("reencrypt")
+def reencrypt_command() -> None:
+    """Re-encrypt private keys and TOTP secrets under the current AUTHSERVER_SECRET_KEY.
+
+    Run once after moving the old secret to AUTHSERVER_SECRET_KEY_FALLBACKS; then the
+    fallback can be removed.
+    """
+    from ..accounts.totp import reencrypt_secrets
+    from ..keys import current_keyring
+
+    keys = current_keyring().reencrypt_all()
+    secrets = reencrypt_secrets()
+    click.echo(f"re-encrypted {keys} signing keys and {secrets} two-step secrets")

@@ -7,7 +7,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app, json
@@ -17,6 +17,7 @@ from ..audit.services import record
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import db
 from ..oidc.extension import OpenIDConnect
+from ..security.limits import repeated_parameter
 from .device import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
@@ -93,6 +94,9 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def create_token_response(self, request: Any = None) -> Response:
         """RFC 6749 section 5.1: commit, then answer; roll back every error."""
         oauth_request = self.create_oauth2_request(request)
+        refused = self.refuse_repeated_parameters("token")
+        if refused is not None:
+            return refused
         try:
             response = super().create_token_response(oauth_request)
         except Exception:
@@ -106,6 +110,9 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return response
 
     def create_endpoint_response(self, name: str, request: Any = None) -> Response:
+        refused = self.refuse_repeated_parameters(name)
+        if refused is not None:
+            return refused
         try:
             response = super().create_endpoint_response(name, request)
         except Exception:
@@ -116,6 +123,14 @@ class AuthorizationServer(FlaskAuthorizationServer):
         else:
             db.session.rollback()
         return response
+
+    def refuse_repeated_parameters(self, endpoint: str) -> Response | None:
+        """RFC 6749 section 3.1: parameters MUST NOT be included more than once."""
+        name = repeated_parameter(flask_request.values, endpoint)
+        if name is None:
+            return None
+        error = InvalidRequestError(f"Multiple '{name}' parameters.")
+        return self.handle_response(*error())
 
 
 def record_token_issued(oauth_request: Any, response: Response) -> None:

@@ -3,6 +3,7 @@
 OAuth endpoints answer errors as JSON `{"error", "error_description"}`
 (RFC 6749 section 5.2); so does anything under /oauth2/, /userinfo and
 /.well-known/, and any request that prefers JSON. Nothing ever shows a traceback.
+A database that is down or a dropped connection is a 503 with Retry-After, not a 500.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ import logging
 
 from flask import Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..extensions import db
 
 log = logging.getLogger(__name__)
 
-JSON_PATH_PREFIXES = ("/oauth2/", "/userinfo", "/.well-known/", "/admin/api/")
+JSON_PATH_PREFIXES = ("/oauth2/", "/userinfo", "/.well-known/", "/admin/api/", "/healthz")
+
+# Seconds a client is asked to wait when the database is unreachable.
+DATABASE_RETRY_AFTER = 5
 
 # Error codes for JSON bodies; RFC 6749 section 5.2 names where one applies.
 _ERROR_CODES = {
@@ -70,6 +75,9 @@ def wants_json() -> bool:
 
 def handle_http_exception(error: HTTPException) -> Response:
     """Render a Werkzeug or Flask-WTF HTTP error as JSON or as the error page."""
+    original = getattr(error, "original_exception", None)
+    if isinstance(error, InternalServerError) and original and is_database_unavailable(original):
+        return handle_database_unavailable(original)  # raised outside a view, e.g. a hook
     status = error.code or 500
     error_code = None
     if isinstance(error, CSRFError):
@@ -90,17 +98,55 @@ def handle_unexpected_exception(error: Exception) -> Response:
     """Log the bug with its traceback; show a plain 500 without details."""
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if is_database_unavailable(error):
+        return handle_database_unavailable(error)
     log.exception("unhandled exception on %s %s", request.method, request.path)
     _rollback()
     return _error_response(500, InternalServerError().name, _MESSAGES[500])
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """A lost or refused database connection (or an exhausted pool), not a bug in a query."""
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    """503 with Retry-After while the database is unreachable; one log line, no traceback.
+
+    The request's transaction was not committed, so nothing it did is kept and the
+    client may retry it (RFC 6749 section 5.2 `temporarily_unavailable` for JSON).
+    """
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    log.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.path,
+        type(error).__name__,
+        reason[0] if reason else "",
+    )
+    _rollback()
+    response = _error_response(503, "Service Unavailable", _MESSAGES[503])
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
 
 
 def _rollback() -> None:
     """Leave the database session usable after a failure, so the error page can render."""
     try:
         db.session.rollback()
-    except SQLAlchemyError:
-        log.exception("rollback after an unhandled exception failed")
+    except SQLAlchemyError as exc:
+        if is_database_unavailable(exc):
+            log.warning("rollback failed: the database connection is gone")
+        else:
+            log.exception("rollback after an unhandled exception failed")
 
 
 def _error_response(

@@ -31,7 +31,12 @@ def _user_for_templates() -> User | None:
     """The signed-in person, or None when the database cannot say (e.g. on an error page)."""
     try:
         return current_user()
-    except SQLAlchemyError:
-        log.exception("could not load the signed-in user for a page")
+    except SQLAlchemyError as error:
+        from ..security.errors import is_database_unavailable
+
+        if is_database_unavailable(error):
+            log.warning("could not load the signed-in user: the database is unavailable")
+        else:
+            log.exception("could not load the signed-in user for a page")
         db.session.rollback()
         return None

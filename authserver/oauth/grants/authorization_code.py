@@ -84,9 +84,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             .values(used_at=now)
         )
         if consumed.rowcount != 1:  # type: ignore[attr-defined]
-            # Another request redeemed it between our read and our write.
-            db.session.rollback()
+            # Another request redeemed it between our read and our write: still a replay.
+            # Our update waited for the winner's commit, so its grant is there to revoke.
             log.warning("authorization code redeemed twice at once for client %s", row.client_id)
+            db.session.rollback()
+            self._revoke_replayed(row)
             return None
         return row
 

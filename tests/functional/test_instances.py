@@ -1,0 +1,178 @@
+"""Two instances behind one load balancer share PostgreSQL and Redis and need nothing else.
+
+A session started on one is valid on the other, a token revoked on one is
+refused by the other's introspection, a key rotated anywhere is used and
+published by both within `cache_ttl`, and rate limits count across both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.functional.instances import (
+    CACHE_TTL,
+    HTTP_TIMEOUT,
+    PAGE_LIMIT,
+    SESSION_COOKIE,
+    Cluster,
+    Instance,
+    authorization_code,
+    clear_redis,
+    client_credentials_token,
+    introspect,
+    kid_of,
+    redeem_code,
+    sign_in,
+    two_instances,
+)
+from tests.oauth_helpers import authorize_params, basic, csrf_token, pkce_pair
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    database_url: str,
+    instance_dir: Path,
+    _schema: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    with two_instances(database_url, instance_dir, tmp_path_factory.mktemp("instances")) as c:
+        yield c
+
+
+def signed_in_tokens(cluster: Cluster) -> dict[str, str]:
+    """Sign in and consent on A, redeem the code on B: a person's token response."""
+    browser = requests.Session()
+    assert sign_in(browser, cluster.a).status_code == 302
+    code, verifier = authorization_code(cluster, browser, cluster.a)
+    response = redeem_code(cluster, cluster.b, code, verifier)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+def test_a_session_started_on_one_instance_is_valid_on_the_other(cluster: Cluster) -> None:
+    _, challenge = pkce_pair()
+    params = authorize_params(cluster.rp_id, challenge)
+    anonymous = requests.get(
+        cluster.b.url + "/authorize", params=params, allow_redirects=False, timeout=HTTP_TIMEOUT
+    )
+    assert anonymous.status_code == 302
+    assert "/login" in anonymous.headers["Location"]
+
+    on_a = requests.Session()
+    assert sign_in(on_a, cluster.a).status_code == 302
+    # A second browser holding only the session cookie A set: as if B were picked next.
+    on_b = requests.Session()
+    on_b.cookies.set(SESSION_COOKIE, on_a.cookies[SESSION_COOKIE])
+    consent = on_b.get(
+        cluster.b.url + "/authorize", params=params, allow_redirects=False, timeout=HTTP_TIMEOUT
+    )
+
+    assert consent.status_code == 200, consent.headers.get("Location")
+    assert 'value="allow"' in consent.text
+    assert 'name="password"' not in consent.text
+
+    # B finishes the flow, A redeems the code.
+    code, verifier = authorization_code(cluster, on_b, cluster.b)
+    assert redeem_code(cluster, cluster.a, code, verifier).status_code == 200
+
+
+def test_a_token_revoked_on_one_instance_introspects_inactive_on_the_other(
+    cluster: Cluster,
+) -> None:
+    first, second = signed_in_tokens(cluster), signed_in_tokens(cluster)
+    for token in (first["access_token"], first["refresh_token"], second["access_token"]):
+        assert introspect(cluster, cluster.b, token)["active"] is True
+
+    for token, hint in ((first["refresh_token"], "refresh_token"), (second["access_token"], None)):
+        data = {"token": token} | ({"token_type_hint": hint} if hint else {})
+        revoked = requests.post(
+            cluster.a.url + "/oauth2/revoke",
+            data=data,
+            headers=basic(cluster.rp_id, cluster.rp_secret),
+            timeout=HTTP_TIMEOUT,
+        )
+        assert revoked.status_code == 200, revoked.text
+
+    # Revoking a refresh token ends its grant, so its access token goes with it.
+    for token in (first["refresh_token"], first["access_token"], second["access_token"]):
+        assert introspect(cluster, cluster.b, token) == {"active": False}
+    assert introspect(cluster, cluster.b, second["refresh_token"])["active"] is True
+
+
+def published_kids(instance: Instance) -> set[str]:
+    response = requests.get(instance.url + "/.well-known/jwks.json", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200
+    return {key["kid"] for key in response.json()["keys"]}
+
+
+def test_a_rotated_key_is_used_and_published_by_every_instance_within_cache_ttl(
+    cluster: Cluster,
+) -> None:
+    from authserver.keys import current_keyring
+
+    before = {kid_of(client_credentials_token(cluster, i)) for i in (cluster.a, cluster.b)}
+    assert len(before) == 1
+    (old_kid,) = before
+
+    # Rotated by another process (the CLI's `authserver keys rotate` calls the same method).
+    rotated = cluster.run(lambda: current_keyring().rotate("ES256"))
+    new_kid = rotated[0].kid
+    rotated_at = time.monotonic()
+
+    for instance in (cluster.a, cluster.b):
+        deadline = rotated_at + CACHE_TTL + 3
+        while True:
+            token = client_credentials_token(cluster, instance)
+            kid = kid_of(token)
+            kids = published_kids(instance)
+            if kid == new_kid and new_kid in kids:
+                break
+            assert kid in (old_kid, new_kid)
+            assert time.monotonic() < deadline, f"{instance.name} still signs with {kid}"
+            time.sleep(0.2)
+        # The retired key stays published for the tokens it signed.
+        assert old_kid in kids
+        keys = KeySet.import_key_set(
+            requests.get(instance.url + "/.well-known/jwks.json", timeout=HTTP_TIMEOUT).json()
+        )
+        jwt.decode(token, keys, algorithms=["ES256"])
+    assert time.monotonic() - rotated_at <= CACHE_TTL + 3
+
+
+def failed_sign_in(instance: Instance, attempt: int) -> requests.Response:
+    browser = requests.Session()
+    page = browser.get(instance.url + "/login", timeout=HTTP_TIMEOUT)
+    return browser.post(
+        instance.url + "/login",
+        data={
+            # Unknown addresses: no per-account lockout, only the per-IP limit applies.
+            "email": f"nobody-{attempt}@example.com",
+            "password": "wrong password",
+            "csrf_token": csrf_token(page.text),
+        },
+        allow_redirects=False,
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+def test_rate_limits_count_across_instances(cluster: Cluster) -> None:
+    clear_redis()
+    statuses = [failed_sign_in(cluster.a, n).status_code for n in range(3)]
+    statuses += [failed_sign_in(cluster.b, n).status_code for n in range(3, PAGE_LIMIT)]
+    assert 429 not in statuses, statuses
+
+    limited = failed_sign_in(cluster.b, PAGE_LIMIT)
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    assert failed_sign_in(cluster.a, PAGE_LIMIT + 1).status_code == 429
+    clear_redis()
