@@ -29,7 +29,7 @@ run: install
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 test: install lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 # Walk every hosted page in headless chromium (tests/browser) and keep a screenshot of each.
 screenshots: install
