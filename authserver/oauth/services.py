@@ -192,3 +192,24 @@ def check_resources(client: OAuthClient, values: list[str]) -> list[str]:
         if value not in resources:
             resources.append(value)
     return resources
+
+
+def revoke_replayed_grant(event: str, grant_id: str | None, client_id: str) -> None:
+    """A one-time credential came back: revoke its whole grant, record it, commit.
+
+    RFC 6749 section 4.1.2 (code replay) and RFC 9700 section 4.14.2 (refresh-token
+    reuse). Whatever the failed request had written is rolled back first.
+    """
+    from ..audit.services import record, sub_of_grant
+
+    db.session.rollback()
+    revoke_grant(grant_id)
+    record(
+        event,
+        actor=client_id,
+        actor_type="client",
+        subject=sub_of_grant(grant_id),
+        client_id=client_id,
+        details={"grant_id": grant_id},
+    )
+    db.session.commit()

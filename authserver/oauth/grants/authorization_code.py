@@ -11,10 +11,14 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ...accounts.models import User
-from ...audit.services import record, sub_of_grant
 from ...extensions import db, utcnow
 from ..models import AuthorizationCode
-from ..services import create_grant, issue_user_tokens, revoke_grant, wants_refresh_token
+from ..services import (
+    create_grant,
+    issue_user_tokens,
+    revoke_replayed_grant,
+    wants_refresh_token,
+)
 from ..tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
@@ -94,18 +98,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def _revoke_replayed(self, row: AuthorizationCode) -> None:
         log.warning("authorization code replayed for client %s; revoking its grant", row.client_id)
-        grant_id, client_id = row.grant_id, row.client_id
-        db.session.rollback()
-        revoke_grant(grant_id)
-        record(
-            "authorization_code.replayed",
-            actor=client_id,
-            actor_type="client",
-            subject=sub_of_grant(grant_id),
-            client_id=client_id,
-            details={"grant_id": grant_id},
-        )
-        db.session.commit()
+        revoke_replayed_grant("authorization_code.replayed", row.grant_id, row.client_id)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Nothing to delete: the code was consumed atomically and is kept to detect replays."""

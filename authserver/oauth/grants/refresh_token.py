@@ -9,10 +9,9 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from sqlalchemy import select, update
 
 from ...accounts.models import User
-from ...audit.services import record, sub_of_grant
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
-from ..services import issue_user_tokens, revoke_grant
+from ..services import issue_user_tokens, revoke_replayed_grant
 from ..tokens import hash_secret_value
 
 log = logging.getLogger(__name__)
@@ -48,18 +47,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         log.warning(
             "refresh token reuse for client %s; revoking grant %s", row.client_id, row.grant_id
         )
-        grant_id, client_id = row.grant_id, row.client_id
-        db.session.rollback()
-        revoke_grant(grant_id)
-        record(
-            "refresh_token.reuse_detected",
-            actor=client_id,
-            actor_type="client",
-            subject=sub_of_grant(grant_id),
-            client_id=client_id,
-            details={"grant_id": grant_id},
-        )
-        db.session.commit()
+        revoke_replayed_grant("refresh_token.reuse_detected", row.grant_id, row.client_id)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
         user = db.session.get(User, self.request.grant.user_id)
