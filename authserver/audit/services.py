@@ -38,14 +38,16 @@ def record(
     subject: str | None = None,
     client_id: str | None = None,
     details: dict[str, Any] | None = None,
+    origin: tuple[str | None, str | None] | None = None,
 ) -> AuditEvent:
     """Add an event to the session (the caller's commit stores it) and return it.
 
     Inside a request the IP and user agent come from it, and a missing actor is
     the signed-in person (actor type "user"); outside one (CLI, jobs) without an
-    actor, the actor type is "system". Give actor_type "client" for a client.
+    actor, the actor type is "system". Give actor_type "client" for a client, and
+    `origin` (IP, user agent) for an event recorded after its request.
     """
-    ip, user_agent = _request_origin()
+    ip, user_agent = origin if origin is not None else _request_origin()
     if actor is None and actor_type is None:
         actor, actor_type = _default_actor()
     row = AuditEvent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, Flask
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, Response, current_app, json
+from flask import Flask, Response, current_app
 from flask import request as flask_request
 
 from ..audit.services import record
@@ -21,14 +22,15 @@ from ..security.limits import repeated_parameter
 from .device import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
+from .grants import client_credentials
 from .grants.authorization_code import AuthorizationCodeGrant
-from .grants.client_credentials import ClientCredentialsGrant
 from .grants.pkce import RequiredS256CodeChallenge
 from .grants.refresh_token import RefreshTokenGrant
 
 # The names of the tokens a token response may carry (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
 TOKEN_KINDS = ("access_token", "refresh_token", "id_token")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_HEADERS = list(NO_STORE.items())
 
 
 class ConfiguredIssuerParameter(IssuerParameter):
@@ -85,18 +87,19 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
     def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
         if isinstance(payload, dict):
-            payload = json.dumps(payload)
-        response = Response(payload, status=status_code, headers=headers)
+            payload = json.dumps(payload, separators=(",", ":"))
         if status_code != 302:
-            response.headers.update(NO_STORE)
-        return response
+            headers = [(k, v) for k, v in headers if k not in NO_STORE] + NO_STORE_HEADERS
+        return Response(payload, status=status_code, headers=headers)
 
     def create_token_response(self, request: Any = None) -> Response:
         """RFC 6749 section 5.1: commit, then answer; roll back every error."""
-        oauth_request = self.create_oauth2_request(request)
         refused = self.refuse_repeated_parameters("token")
         if refused is not None:
             return refused
+        if flask_request.form.get("grant_type") == client_credentials.GRANT_TYPE:
+            return client_credentials.create_token_response(self)
+        oauth_request = self.create_oauth2_request(request)
         try:
             response = super().create_token_response(oauth_request)
         except Exception:
@@ -161,7 +164,6 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_client_auth_method("client_secret_basic", tolerant_client_secret_basic)
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
-    server.register_grant(ClientCredentialsGrant)
     server.register_grant(DeviceCodeGrant, [OpenIDConnect()])
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)

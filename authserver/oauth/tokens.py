@@ -20,6 +20,7 @@ from joserfc.errors import JoseError
 
 from ..extensions import db, utcnow
 from ..keys import current_keyring
+from ..keys.jws import sign_compact
 from .models import Grant, RevokedAccessToken
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -77,8 +78,8 @@ def issue_access_token(
         claims["auth_time"] = auth_time
     if extra:
         claims.update(extra)
-    header = {"typ": ACCESS_TOKEN_TYP, "alg": alg, "kid": kid}
-    return jwt.encode(header, claims, key, algorithms=[alg]), config.access_token_ttl
+    token = sign_compact(claims, key, alg=alg, kid=kid, typ=ACCESS_TOKEN_TYP)
+    return token, config.access_token_ttl
 
 
 @dataclass(frozen=True)

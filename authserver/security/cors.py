@@ -114,7 +114,10 @@ def add_cors_headers(response: Response) -> Response:
     endpoint = request.endpoint
     if endpoint in REGISTERED_ORIGIN_ENDPOINTS:
         # The answer depends on Origin: shared caches must not mix them up.
-        response.vary.add("Origin")
+        if "Vary" in response.headers:
+            response.vary.add("Origin")
+        else:  # the usual case, without parsing a header set
+            response.headers["Vary"] = "Origin"
     allowed = _allowed_origin()
     if allowed is None:
         return response

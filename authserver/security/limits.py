@@ -71,7 +71,11 @@ def request_parameters() -> list[tuple[str, str]]:
 
 def repeated_parameter(params: MultiDict[str, str], endpoint: str) -> str | None:
     """The first single-valued parameter of `endpoint` that `params` holds more than once."""
-    for name in SINGLE_VALUED_BY_ENDPOINT.get(endpoint, ()):
-        if len(params.getlist(name)) > 1:
+    single_valued = SINGLE_VALUED_BY_ENDPOINT.get(endpoint, ())
+    repeated = {name for name, values in params.lists() if len(values) > 1}
+    if not repeated:  # the usual case: one pass over the parameters, no look-ups
+        return None
+    for name in single_valued:
+        if name in repeated:
             return name
     return None

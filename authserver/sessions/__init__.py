@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     """Write the session cookie after each request and expose `current_user` to templates."""
+    from .cookie import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
     app.after_request(write_cookie)
     app.context_processor(_template_context)
 
