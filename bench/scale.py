@@ -675,7 +675,7 @@ def _upgrade(database_url: str, instance: str) -> None:
         "AUTHSERVER_INSTANCE_PATH": instance,
     }
     command = [str(ROOT / ".venv" / "bin" / "authserver"), "db", "upgrade"]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"authserver db upgrade failed:\n{done.stderr}")
 

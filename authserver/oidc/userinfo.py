@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import lazyload
 
 from ..accounts.models import User
 from ..extensions import csrf, db
@@ -12,6 +14,13 @@ from .claims import release_claims
 
 bp = Blueprint("oidc", __name__)
 REALM = 'realm="userinfo"'
+# One query for both, built once; roles load only if the `roles` scope releases them.
+GRANT_AND_USER = (
+    select(Grant, User)
+    .join(User, User.id == Grant.user_id)
+    .where(Grant.id == bindparam("grant_id"))
+    .options(lazyload(User.roles))
+)
 
 
 def bearer_error(status: int, error: str | None = None, description: str | None = None) -> Response:
@@ -60,9 +69,11 @@ def userinfo() -> Response:
         return bearer_error(401, "invalid_token", "The access token is not valid.")
     if "openid" not in token.scopes or token.grant_id is None:
         return bearer_error(403, "insufficient_scope", "The openid scope is required.")
-    grant = db.session.get(Grant, token.grant_id)
-    user = db.session.get(User, grant.user_id) if grant is not None else None
-    if grant is None or user is None or not user.is_active or user.sub != token.claims["sub"]:
+    found = db.session.execute(GRANT_AND_USER, {"grant_id": token.grant_id}).one_or_none()
+    if found is None:
+        return bearer_error(401, "invalid_token", "The access token is not valid.")
+    grant, user = found
+    if not user.is_active or user.sub != token.claims["sub"]:
         return bearer_error(401, "invalid_token", "The access token is not valid.")
     scope = str(token.claims.get("scope", ""))
     claims = release_claims(user, scope, grant.claims, "userinfo", grant.organization_id)
