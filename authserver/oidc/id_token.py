@@ -8,12 +8,12 @@ from hashlib import sha256
 from typing import Any
 
 from flask import current_app
-from joserfc import jwt
 
 from ..accounts.models import User
 from ..clients.cache import OAuthClient
 from ..extensions import utcnow
 from ..keys import current_keyring
+from ..keys.jws import sign_compact
 from .claims import release_claims
 
 DEFAULT_ID_TOKEN_ALG = "RS256"
@@ -66,5 +66,4 @@ def create_id_token(
         claims["acr"] = acr
     if sid:
         claims["sid"] = sid
-    header = {"alg": alg, "kid": kid, "typ": "JWT"}
-    return jwt.encode(header, claims, key, algorithms=[alg])
+    return sign_compact(claims, key, alg=alg, kid=kid, typ="JWT")
