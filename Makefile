@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint fmt clean screenshots
+.PHONY: install run test lint fmt clean screenshots bench
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ screenshots: install
 	@status=0; $(BIN)/pytest tests/browser -q || status=$$?; \
 	echo "Screenshots of every page the browser tests visited: $(CURDIR)/screenshots/<test>/"; \
 	exit $$status
+
+# authserver against node-oidc-provider, side by side (bench/README.md); about 20 minutes.
+# Installs wrk from Debian and the peer from npm when missing. BENCH_ARGS=--quick for a smoke run.
+bench: install
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.run --markdown bench/RESULTS-latest.md $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

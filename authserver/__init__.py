@@ -15,8 +15,12 @@ from .config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    """Build the application: read the config, bind extensions, register blueprints."""
+def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = True) -> Flask:
+    """Build the application: read the config, bind extensions, register blueprints.
+
+    A serving worker (wsgi.py) passes `migrations=False`: Flask-Migrate loads Alembic,
+    11 MB per worker that only the `authserver db` commands use.
+    """
     config = Config.from_env(overrides=overrides)
     app = Flask(
         __name__,
@@ -54,7 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .admin import views as admin_views
     from .cli import register_commands
     from .clients import registration_views
-    from .extensions import csrf, db, migrate
+    from .extensions import csrf, db
     from .oauth import device_views
     from .oidc import logout
     from .orgs import views as org_views
@@ -63,7 +67,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if config.database_url.startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    if migrations:
+        from flask_migrate import Migrate
+
+        Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     security.init_app(app)
     sessions.init_app(app)

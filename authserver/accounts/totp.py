@@ -20,7 +20,6 @@ import time
 from datetime import timedelta
 
 import pyotp
-import segno
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -164,6 +163,8 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 def qr_svg(uri: str) -> str:
     """The URI as a QR code in SVG: dark modules on a white ground, no inline styles."""
+    import segno  # only the enrolment page draws a QR code: not loaded in every worker
+
     qr = segno.make(uri, error="m", micro=False)
     out = io.BytesIO()
     qr.save(
