@@ -31,6 +31,9 @@ def audience_for(resources: list[str] | None) -> str | list[str]:
     return resources[0] if len(resources) == 1 else list(resources)
 
 
+GRANT_EXPIRY_SLACK = timedelta(days=1)
+
+
 def wants_refresh_token(client: OAuthClient, scope: str) -> bool:
     """A refresh token for clients allowed the grant; for OpenID requests only with offline_access.
 
@@ -109,7 +112,10 @@ def issue_user_tokens(
                 expires_at=expires_at,
             )
         )
-        grant.expires_at = max(grant.expires_at, expires_at)
+        if grant.expires_at < expires_at:
+            # The grant outlives its newest refresh token (cleanup deletes expired grants);
+            # extended with a day to spare, so a rotation rarely has to write the grant too.
+            grant.expires_at = expires_at + GRANT_EXPIRY_SLACK
         token["refresh_token"] = value
     else:
         grant.expires_at = max(grant.expires_at, now + timedelta(seconds=expires_in))

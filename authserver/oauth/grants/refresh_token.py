@@ -7,6 +7,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...extensions import db, utcnow
@@ -15,11 +16,25 @@ from ..services import issue_user_tokens, revoke_replayed_grant
 from ..tokens import hash_secret_value
 
 log = logging.getLogger(__name__)
-# The presented token and its grant in one query, built once (bench/).
-TOKEN_AND_GRANT = (
-    select(RefreshToken, Grant)
+# The presented token, its grant and its person (with roles, for the `roles` claim) in
+# one query, built once: statement construction and ORM loading dominate this path.
+TOKEN_GRANT_USER = (
+    select(RefreshToken, Grant, User)
     .join(Grant, Grant.id == RefreshToken.grant_id)
+    .join(User, User.id == Grant.user_id)
     .where(RefreshToken.token_hash == bindparam("token_hash"))
+    .options(joinedload(User.roles))
+)
+# RFC 9700 section 4.14.2: consume the token only if nobody else did (a Core statement:
+# no ORM session synchronisation, no autoflush).
+CONSUME = (
+    update(RefreshToken.__table__)
+    .where(
+        RefreshToken.__table__.c.id == bindparam("token_id"),
+        RefreshToken.__table__.c.used_at.is_(None),
+        RefreshToken.__table__.c.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("used_at"))
 )
 
 
@@ -33,12 +48,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         """A live refresh token; a rotated one is reuse and revokes its whole grant."""
         if not isinstance(refresh_token, str) or len(refresh_token) > 512:
             return None
-        found = db.session.execute(
-            TOKEN_AND_GRANT, {"token_hash": hash_secret_value(refresh_token)}
-        ).one_or_none()
+        found = (
+            db.session.execute(TOKEN_GRANT_USER, {"token_hash": hash_secret_value(refresh_token)})
+            .unique()
+            .one_or_none()
+        )
         if found is None:
             return None
-        row, grant = found
+        row, grant, user = found
         if row.revoked_at is not None:
             return None
         if row.used_at is not None:
@@ -47,6 +64,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if row.expires_at <= utcnow() or grant.revoked_at is not None:
             return None
         self.request.grant = grant
+        self.request.grant_user = user
         return row
 
     def _reuse_detected(self, row: RefreshToken) -> None:
@@ -56,8 +74,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         revoke_replayed_grant("refresh_token.reuse_detected", row.grant_id, row.client_id)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
-        user = db.session.get(User, self.request.grant.user_id)
-        return user if user is not None and user.is_active else None
+        user: User = self.request.grant_user
+        return user if user.is_active else None
 
     def generate_token(
         self,
@@ -78,16 +96,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         """Consume the presented token atomically, in the transaction that stores its successor."""
-        consumed = db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.id == refresh_token.id,
-                RefreshToken.used_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(used_at=utcnow())
+        consumed = db.session.connection().execute(
+            CONSUME, {"token_id": refresh_token.id, "used_at": utcnow()}
         )
-        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        if consumed.rowcount != 1:
             # A concurrent request rotated it first: the same token was used twice.
             self._reuse_detected(refresh_token)
             raise InvalidGrantError("The refresh token was already used.")
