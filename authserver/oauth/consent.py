@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..audit.services import record, sub_of
 from ..extensions import db
@@ -30,14 +30,18 @@ def _describe(item: str) -> str:
     return SCOPE_DESCRIPTIONS.get(item, item)
 
 
+# Read on every authorization request of a signed-in person: built once.
+CONSENTED_SCOPE = select(Consent.scope).where(
+    Consent.user_id == bindparam("user_id"), Consent.client_id == bindparam("client_id")
+)
+
+
 def has_consent(user_id: int, client_id: str, scope: str) -> bool:
     """True when every requested scope was allowed before."""
-    row = db.session.scalar(
-        select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
-    )
-    if row is None:
+    allowed = db.session.scalar(CONSENTED_SCOPE, {"user_id": user_id, "client_id": client_id})
+    if allowed is None:
         return False
-    return set(scope.split()) <= set(row.scope.split())
+    return set(scope.split()) <= set(allowed.split())
 
 
 def remember_consent(user_id: int, client_id: str, scope: str) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from flask import session as flow_session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
 from ..extensions import db, utcnow
@@ -45,6 +47,15 @@ def _session_id(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+# The session, its person and their roles in one query, built once: every page and every
+# authorization request reads it.
+SESSION_WITH_USER = (
+    select(LoginSession)
+    .where(LoginSession.id == bindparam("id"))
+    .options(joinedload(LoginSession.user).joinedload(User.roles))
+)
+
+
 def current_session() -> LoginSession | None:
     """This browser's live sign-in session, or None (expired, revoked, inactive user).
 
@@ -63,7 +74,11 @@ def _load(token: str) -> LoginSession | None:
         return None
     login_session = None
     if len(token) <= _MAX_TOKEN_LENGTH:
-        login_session = db.session.get(LoginSession, _session_id(token))
+        login_session = (
+            db.session.execute(SESSION_WITH_USER, {"id": _session_id(token)})
+            .unique()
+            .scalar_one_or_none()
+        )
     if login_session is None or not is_live(login_session):
         _state()["cookie"] = None  # clear the cookie in the after_request hook
         return None

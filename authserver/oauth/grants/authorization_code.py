@@ -8,7 +8,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...extensions import db, utcnow
@@ -22,6 +23,20 @@ from ..services import (
 from ..tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
+# The code and its person (with roles, for the `roles` claim) in one query, built once.
+CODE_WITH_USER = (
+    select(AuthorizationCode, User)
+    .join(User, User.id == AuthorizationCode.user_id)
+    .where(AuthorizationCode.code_hash == bindparam("code_hash"))
+    .options(joinedload(User.roles))
+)
+# RFC 6749 section 4.1.2: a code is redeemed once; a Core statement, no ORM bookkeeping.
+_codes = AuthorizationCode.__table__
+CONSUME = (
+    update(_codes)
+    .where(_codes.c.id == bindparam("code_id"), _codes.c.used_at.is_(None))
+    .values(used_at=bindparam("used_at"))
+)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -71,23 +86,22 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """
         if not isinstance(code, str) or len(code) > 512:
             return None
-        row = db.session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_secret_value(code))
+        found = (
+            db.session.execute(CODE_WITH_USER, {"code_hash": hash_secret_value(code)})
+            .unique()
+            .one_or_none()
         )
-        if row is None or row.client_id != client.get_client_id():
+        if found is None or found[0].client_id != client.get_client_id():
             return None
+        row, self.request.code_user = found
         now = utcnow()
         if row.used_at is not None:
             self._revoke_replayed(row)
             return None
         if row.expires_at <= now:
             return None
-        consumed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        consumed = db.session.connection().execute(CONSUME, {"code_id": row.id, "used_at": now})
+        if consumed.rowcount != 1:
             # Another request redeemed it between our read and our write: still a replay.
             # Our update waited for the winner's commit, so its grant is there to revoke.
             log.warning("authorization code redeemed twice at once for client %s", row.client_id)
@@ -104,8 +118,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to delete: the code was consumed atomically and is kept to detect replays."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        user = db.session.get(User, authorization_code.user_id)
-        return user if user is not None and user.is_active else None
+        user: User = self.request.code_user
+        return user if user.is_active else None
 
     def generate_token(
         self,
