@@ -239,7 +239,8 @@ class Authserver:
             return [
                 str(BIN / "granian"),
                 *("--interface", "wsgi", "--workers", str(self.workers)),
-                *("--blocking-threads", "1", "--no-ws", "--log-level", "warning"),
+                *("--blocking-threads", os.environ.get("BENCH_BLOCKING_THREADS", "1")),
+                *("--no-ws", "--log-level", "warning"),
                 *bind,
                 "wsgi:app",
             ]
