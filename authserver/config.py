@@ -94,7 +94,7 @@ class Config:
     ratelimit_fail_closed: bool = False
     # Per client IP on the pages people type into: sign-in, sign-up, reset, two-step, device code.
     ratelimit_pages: str = "20/minute;300/hour"
-    # Per client (or IP when unauthenticated) on the token, introspection and revocation endpoints.
+    # Per client and IP (else per IP) on the token, introspection and revocation endpoints.
     ratelimit_api: str = "600/minute"
     # Per account: failed passwords before sign-in is locked for lockout_duration seconds.
     lockout_threshold: int = 10

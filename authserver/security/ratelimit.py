@@ -45,7 +45,7 @@ PAGE_ENDPOINTS = frozenset(
         "device.submit_code",
     }
 )
-# These count per client (else per IP) against `ratelimit_api`.
+# These count per client and IP (else per IP) against `ratelimit_api`.
 API_ENDPOINTS = frozenset(
     {"oauth.token", "oauth.introspect", "oauth.revoke", "device.device_authorization"}
 )
@@ -63,15 +63,18 @@ def client_ip() -> str:
 
 
 def client_key() -> str:
-    """The client_id the request names (RFC 6749 section 2.3.1), else the client IP.
+    """The client_id the request names (RFC 6749 section 2.3.1) from this IP, else the IP.
 
-    Used only to pick a rate limit bucket, never to authenticate: Authlib does that.
-    Hashed, so a hostile value cannot shape the storage key.
+    Used only to pick a rate limit bucket, never to authenticate (Authlib does that), so
+    the limit is checked before anyone knows the client is real. The address is part of
+    the key: otherwise anyone who knows a service's client_id could spend its budget
+    from elsewhere and lock it out. Hashed, so a hostile value cannot shape the key.
     """
     client_id = _basic_user() or request.form.get("client_id", "")
     if not client_id or len(client_id) > _MAX_CLIENT_ID:
         return f"ip:{client_ip()}"
-    return "client:" + hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()[:32]
+    named = f"{client_id}\x00{client_ip()}".encode("utf-8", "replace")
+    return "client:" + hashlib.sha256(named).hexdigest()[:32]
 
 
 def _basic_user() -> str:

@@ -80,6 +80,18 @@ def test_api_limit_answers_json_429_per_client(app_factory: Any) -> None:
     assert client.post("/oauth2/token", data={"client_id": "two"}).status_code != 429
 
 
+def test_another_address_cannot_spend_a_clients_api_budget(app_factory: Any) -> None:
+    app = app_factory(ratelimit_api="2/minute")
+    attacker, service = app.test_client(), app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    service.environ_base["REMOTE_ADDR"] = "192.0.2.10"
+    # Bogus requests naming the service's client_id, from elsewhere, until refused.
+    codes = [attacker.post("/oauth2/token", headers=basic("service")).status_code for _ in range(3)]
+    assert codes[-1] == 429
+
+    assert service.post("/oauth2/token", headers=basic("service")).status_code != 429
+
+
 def test_limits_can_be_switched_off(app_factory: Any) -> None:
     client = app_factory(ratelimit_pages="1/minute", ratelimit_enabled=False).test_client()
     assert all(post_login(client).status_code == 200 for _ in range(3))
