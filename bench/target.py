@@ -241,6 +241,7 @@ class Authserver:
                 *("--interface", "wsgi", "--workers", str(self.workers)),
                 *("--blocking-threads", os.environ.get("BENCH_BLOCKING_THREADS", "1")),
                 *("--no-ws", "--log-level", "warning"),
+                *os.environ.get("BENCH_GRANIAN_ARGS", "").split(),
                 *bind,
                 "wsgi:app",
             ]
