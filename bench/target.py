@@ -36,9 +36,7 @@ Where authserver differs from oidc-provider, and what the benchmark must know:
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import html
 import json
 import os
@@ -49,28 +47,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from typing import IO
+from urllib.parse import urljoin
 
 import psycopg2
 import requests
 from psycopg2 import sql
 
+from bench.client import (
+    HTTP_TIMEOUT,
+    READY_TIMEOUT,
+    RESOURCE,
+    STOP_TIMEOUT,
+    USERINFO_SCOPE,
+    IssuerError,
+    IssuerUnderTest,
+    check_client_credentials,
+    check_code_flow,
+    check_discovery,
+    check_introspection,
+    check_refresh,
+    check_userinfo,
+    expect,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVERS = ("granian", "gunicorn")
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-HTTP_TIMEOUT = 10.0
-# The scope of the benchmark's authorization requests: OpenID, a refresh token, the API.
-BENCH_SCOPE = "openid profile email offline_access read"
-# OpenID scopes only, as the peer's userinfo token asks (ours is a JWT all the same).
-USERINFO_SCOPE = "openid profile email"
 CLIENT_SCOPE = "openid profile email offline_access read write"
-RESOURCE = "https://api.bench.example"
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 0123456789 correct horse"
 # Signs cookies and encrypts the signing keys of a throwaway database; never a real secret.
@@ -81,21 +87,17 @@ ACTION_RE = re.compile(r'\baction="([^"]*)"')
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 
 
-class AuthserverError(RuntimeError):
+class AuthserverError(IssuerError):
     """The target could not be set up, started or driven."""
 
 
-def pkce_pair() -> tuple[str, str]:
-    """RFC 7636 section 4.1-4.2: a code_verifier and its S256 code_challenge."""
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-class Authserver:
+class Authserver(IssuerUnderTest):
     """One authserver (a WSGI server and its workers) on its own database: `start()`, `stop()`."""
 
     name = "authserver"
+    error = AuthserverError
+    authorize_statuses = (302,)
+    _process: subprocess.Popen[bytes] | None
 
     def __init__(
         self,
@@ -107,39 +109,18 @@ class Authserver:
         seed_rows: int = 0,
         redis_url: str = "redis://127.0.0.1:6379/0",
     ) -> None:
-        if alg not in ("ES256", "RS256"):
-            raise ValueError(f"alg must be ES256 or RS256, not {alg!r}")
+        super().__init__(port, workers, alg, redis_url)
         if server not in SERVERS:
             raise ValueError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
-        self.port = port
-        self.workers = workers
-        self.alg = alg
         self.server = server
         self.database_url = database_url
         self.seed_rows = seed_rows
-        self.redis_url = redis_url
-        self.issuer = f"http://127.0.0.1:{port}"
-        self.discovery_url = f"{self.issuer}/.well-known/openid-configuration"
         self.email = EMAIL
         self.password = PASSWORD
-        self.redirect_uri = "http://127.0.0.1:9/callback"
-        # Read from `clients create --json` by start().
-        self.client_id = ""
-        self.client_secret = ""
-        # Read from discovery by start().
-        self.token_endpoint = ""
-        self.authorization_endpoint = ""
-        self.introspection_endpoint = ""
-        self.revocation_endpoint = ""
-        self.userinfo_endpoint = ""
-        self.jwks_uri = ""
-        self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._instance: tempfile.TemporaryDirectory[str] | None = None
         # The database start() created, dropped again by stop().
         self._created_database: str | None = None
-        # The target's own browser session, for userinfo_token() and refresh_tokens().
-        self._cookies: dict[str, str] | None = None
 
     # -- process ---------------------------------------------------------------------
 
@@ -287,18 +268,6 @@ class Authserver:
         self._stderr.seek(0)
         return self._stderr.read()[-2000:].decode(errors="replace")
 
-    def _discover(self) -> None:
-        """OpenID Connect Discovery 1.0 section 4: every endpoint from the issuer's metadata."""
-        metadata = requests.get(self.discovery_url, timeout=HTTP_TIMEOUT).json()
-        if metadata["issuer"] != self.issuer:
-            raise AuthserverError(f"discovery names issuer {metadata['issuer']}, not {self.issuer}")
-        self.token_endpoint = metadata["token_endpoint"]
-        self.authorization_endpoint = metadata["authorization_endpoint"]
-        self.introspection_endpoint = metadata["introspection_endpoint"]
-        self.revocation_endpoint = metadata["revocation_endpoint"]
-        self.userinfo_endpoint = metadata["userinfo_endpoint"]
-        self.jwks_uri = metadata["jwks_uri"]
-
     def stop(self) -> None:
         """Terminate the process group, wait until none of it is left, drop the database."""
         process, self._process = self._process, None
@@ -322,150 +291,25 @@ class Authserver:
             self._instance = None
         self._cookies = None
 
-    def pids(self) -> list[int]:
-        """The server's master and all its descendants (the workers), for CPU accounting."""
-        if self._process is None:
-            return []
-        master = self._process.pid
-        found = [master]
-        for pid in found:
-            found.extend(child for child in _children(pid) if child not in found)
-        return found
-
-    def worker_pids(self) -> list[int]:
-        """The worker processes only: the master's direct children."""
-        if self._process is None:
-            return []
-        return _children(self._process.pid)
-
     # -- the authorization code flow ---------------------------------------------------
 
-    def authorize_url(self, code_challenge: str, scope: str = BENCH_SCOPE) -> str:
-        """The authorization request the load generator replays (RFC 6749 section 4.1.1).
-
-        The benchmark makes one `pkce_pair()`, requests `authorize_url(challenge)` with the
-        cookies of `browser_session()` (GET, no redirects followed): authserver answers
-        302 (oidc-provider: 303) to `redirect_uri?code=...&state=...&iss=...`. It then
-        POSTs to `token_endpoint`, with HTTP Basic client_id:client_secret
-        (client_secret_basic), the form `grant_type=authorization_code, code,
-        redirect_uri, code_verifier`. The same state, nonce and verifier may serve every
-        request; each code is new.
-        """
-        params = {
-            "client_id": self.client_id,
-            "response_type": "code",
-            "redirect_uri": self.redirect_uri,
-            "scope": scope,
-            "state": "bench-state",
-            "nonce": "bench-nonce",
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-        }
-        return f"{self.authorization_endpoint}?{urlencode(params)}"
-
-    def browser_session(self) -> dict[str, str]:
-        """Sign in and consent once, as a browser would; the cookies it keeps for authorize.
-
-        With these cookies `authorize_url()` answers 302 with a code, no interaction: the
-        session is signed in and the consent to BENCH_SCOPE is remembered. Each call is a
-        new session.
-        """
-        session = requests.Session()
-        _, challenge = pkce_pair()
-        self._follow_to_code(session, self.authorize_url(challenge))
-        authorize_path = urlsplit(self.authorization_endpoint).path
-        cookies = {
-            cookie.name: cookie.value
-            for cookie in session.cookies
-            if cookie.value is not None
-            and not cookie.is_expired()
-            and authorize_path.startswith(cookie.path)
-        }
-        # The promise the benchmark relies on: the cookies alone get a code.
-        self.authorize(cookies, pkce_pair()[1])
-        return cookies
-
-    def _follow_to_code(self, session: requests.Session, url: str) -> str:
-        """Follow redirects, sign in and allow on the way, to the code at redirect_uri."""
-        response = session.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
-        for _ in range(10):
-            location = response.headers.get("Location")
-            if response.status_code in (302, 303) and location is not None:
-                target = urljoin(response.url, location)
-                if target.startswith(self.redirect_uri):
-                    return _code_from(target)
-                response = session.get(target, allow_redirects=False, timeout=HTTP_TIMEOUT)
-            elif response.status_code == 200 and (form := post_form(response.text)):
-                action, fields = form
-                if "password" in fields:
-                    fields.update(email=self.email, password=self.password)
-                elif "decision" in fields:
-                    fields["decision"] = "allow"
-                else:
-                    raise AuthserverError(f"unexpected form on {response.url}: {sorted(fields)}")
-                response = session.post(
-                    urljoin(response.url, action),
-                    data=fields,
-                    allow_redirects=False,
-                    timeout=HTTP_TIMEOUT,
-                )
-            else:
-                raise AuthserverError(
-                    f"{response.request.method} {response.url} answered "
-                    f"{response.status_code}: {response.text[:300]}"
-                )
-        raise AuthserverError("too many steps on the way to the authorization code")
-
-    def authorize(self, cookies: dict[str, str], challenge: str, scope: str = BENCH_SCOPE) -> str:
-        """One authorization request in a signed-in session: straight to the code."""
-        response = requests.get(
-            self.authorize_url(challenge, scope),
-            cookies=cookies,
-            allow_redirects=False,
-            timeout=HTTP_TIMEOUT,
+    def _interact(
+        self, session: requests.Session, response: requests.Response
+    ) -> requests.Response:
+        """Sign in and allow, as a browser would, on the pages between authorize and the code."""
+        form = post_form(response.text) if response.status_code == 200 else None
+        if form is None:
+            return super()._interact(session, response)
+        action, fields = form
+        if "password" in fields:
+            fields.update(email=self.email, password=self.password)
+        elif "decision" in fields:
+            fields["decision"] = "allow"
+        else:
+            raise AuthserverError(f"unexpected form on {response.url}: {sorted(fields)}")
+        return session.post(
+            urljoin(response.url, action), data=fields, allow_redirects=False, timeout=HTTP_TIMEOUT
         )
-        location = response.headers.get("Location", "")
-        if response.status_code != 302 or not location.startswith(self.redirect_uri):
-            raise AuthserverError(
-                f"authorize answered {response.status_code} to {location[:200]!r}"
-            )
-        return _code_from(location)
-
-    def exchange_code(self, code: str, code_verifier: str) -> dict[str, Any]:
-        """RFC 6749 section 4.1.3 with RFC 7636 section 4.5: the code for tokens."""
-        return self._token(
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": self.redirect_uri,
-                "code_verifier": code_verifier,
-            }
-        )
-
-    def refresh(self, refresh_token: str) -> dict[str, Any]:
-        """RFC 6749 section 6: a refresh token for a new access and refresh token."""
-        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def _token(self, form: dict[str, str]) -> dict[str, Any]:
-        response = requests.post(
-            self.token_endpoint,
-            data=form,
-            auth=(self.client_id, self.client_secret),
-            timeout=HTTP_TIMEOUT,
-        )
-        if response.status_code != 200:
-            raise AuthserverError(
-                f"token endpoint answered {response.status_code}: {response.text}"
-            )
-        body: dict[str, Any] = response.json()
-        return body
-
-    def _code_flow(self, scope: str) -> dict[str, Any]:
-        """A code flow in the target's own session (signed in on first use)."""
-        if self._cookies is None:
-            self._cookies = self.browser_session()
-        verifier, challenge = pkce_pair()
-        return self.exchange_code(self.authorize(self._cookies, challenge, scope), verifier)
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -481,18 +325,6 @@ class Authserver:
             raise AuthserverError(f"userinfo answered {response.status_code}: {response.text}")
         return token
 
-    def refresh_tokens(self, n: int) -> list[str]:
-        """`n` refresh tokens from `n` code flows, each its own grant, each usable once."""
-        self._code_flow(BENCH_SCOPE)  # signs in before the threads share the cookies
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            flows = pool.map(lambda _: self._code_flow(BENCH_SCOPE), range(n))
-            return [str(tokens["refresh_token"]) for tokens in flows]
-
-    def access_token(self) -> str:
-        """A client_credentials JWT access token (RFC 9068) for the API."""
-        form = {"grant_type": "client_credentials", "scope": "read"}
-        return str(self._token(form)["access_token"])
-
     def introspection_token(self) -> str:
         """A client_credentials JWT access token, checked to introspect as active."""
         token = self.access_token()
@@ -500,17 +332,6 @@ class Authserver:
         if answer.get("active") is not True:
             raise AuthserverError(f"introspection of a fresh access token: {answer}")
         return token
-
-    def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662 section 2.1, authenticated as the bench client."""
-        response = requests.post(
-            self.introspection_endpoint,
-            data={"token": token},
-            auth=(self.client_id, self.client_secret),
-            timeout=HTTP_TIMEOUT,
-        )
-        body: dict[str, Any] = response.json()
-        return body
 
 
 def _admin(statement: sql.Composable) -> None:
@@ -564,38 +385,6 @@ def post_form(page: str) -> tuple[str, dict[str, str]] | None:
     return html.unescape(action.group(1)) if action else "", fields
 
 
-def _code_from(redirect: str) -> str:
-    """RFC 6749 section 4.1.2: the code in the redirect, or the error it carries."""
-    query = parse_qs(urlsplit(redirect).query)
-    if "code" not in query:
-        error = f"{query.get('error')} {query.get('error_description')}"
-        raise AuthserverError(f"authorization failed: {error}")
-    return query["code"][0]
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found.extend(int(child) for child in task.read_text().split())
-        except OSError:
-            continue
-    return sorted(set(found))
-
-
-def _jwt_part(token: str, index: int) -> dict[str, Any]:
-    """One unverified part of a compact JWT, 0 the header, 1 the payload (for the eyes only)."""
-    part = token.split(".")[index]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    return decoded
-
-
-def _expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise AuthserverError(f"smoke check failed: {what}")
-
-
 def wrk_requests_per_second(url: str, seconds: int = 5) -> float:
     """`wrk -t2 -c16` against one URL: its Requests/sec."""
     done = subprocess.run(
@@ -605,70 +394,33 @@ def wrk_requests_per_second(url: str, seconds: int = 5) -> float:
         check=True,
     )
     match = re.search(r"Requests/sec:\s*([\d.]+)", done.stdout)
-    _expect(match is not None and "Non-2xx" not in done.stdout, f"wrk said:\n{done.stdout}")
-    assert match is not None
+    if match is None or "Non-2xx" in done.stdout:
+        raise AuthserverError(f"smoke check failed: wrk said:\n{done.stdout}")
     return float(match.group(1))
 
 
 def smoke(target: Authserver) -> None:
     """Every path the benchmark drives, once, printing OK for each."""
-    metadata = requests.get(target.discovery_url, timeout=HTTP_TIMEOUT).json()
-    _expect(metadata["code_challenge_methods_supported"] == ["S256"], "PKCE S256 only")
-    print("OK discovery")
+    check_discovery(target)
 
     jwks = requests.get(target.jwks_uri, timeout=HTTP_TIMEOUT).json()["keys"]
     algs = {key.get("alg") for key in jwks}
-    _expect({"ES256", "RS256"} <= algs, f"jwks algs {algs}")
+    expect(target, {"ES256", "RS256"} <= algs, f"jwks algs {algs}")
     print(f"OK jwks ({len(jwks)} keys)")
 
-    access_token = target.access_token()
-    header, claims = _jwt_part(access_token, 0), _jwt_part(access_token, 1)
-    _expect(header["typ"] == "at+jwt" and header["alg"] == target.alg, f"JWT header {header}")
-    _expect(claims["aud"] == RESOURCE and claims["exp"] - claims["iat"] == 900, f"{claims}")
-    print(f"OK client_credentials ({target.alg} JWT access token, 900 s)")
-
-    cookies = target.browser_session()
-    verifier, challenge = pkce_pair()
-    tokens = target.exchange_code(target.authorize(cookies, challenge), verifier)
-    id_header, id_claims = _jwt_part(tokens["id_token"], 0), _jwt_part(tokens["id_token"], 1)
-    _expect(_jwt_part(tokens["access_token"], 1)["aud"] == RESOURCE, "code flow JWT for the API")
-    _expect(id_header["alg"] == "RS256" and "refresh_token" in tokens, f"{id_header} {tokens}")
-    _expect(id_claims["exp"] - id_claims["iat"] == 900, "id_token lifetime 900 s")
+    check_client_credentials(target)
+    cookies, tokens = check_code_flow(target)
     print(f"OK browser_session ({', '.join(sorted(cookies))}) + authorize -> 302 code -> token")
-
-    old = tokens["refresh_token"]
-    rotated = target.refresh(old)
-    _expect(rotated["refresh_token"] != old, "refresh token rotated")
-    _expect(_jwt_part(rotated["access_token"], 1)["aud"] == RESOURCE, "refreshed JWT for the API")
-    try:
-        target.refresh(old)
-    except AuthserverError as replayed:
-        _expect("invalid_grant" in str(replayed), str(replayed))
-    else:
-        raise AuthserverError("smoke check failed: a rotated refresh token was accepted again")
-    print("OK refresh (rotated; the old refresh token is refused)")
-
-    # Fresh connections, so that more than one worker answers.
-    token = target.introspection_token()
-    answers = [target.introspect(token) for _ in range(2 * max(target.workers, 1))]
-    _expect(all(answer.get("active") is True for answer in answers), f"{answers}")
-    [refresh_token] = target.refresh_tokens(1)
-    about = target.introspect(refresh_token)
-    _expect(about.get("active") is True, f"refresh token introspection {about}")
-    _expect(about["exp"] - about["iat"] == 30 * 24 * 3600, "refresh token lifetime 30 days")
+    check_refresh(target, tokens)
+    check_introspection(target)
     print("OK introspection (JWT access token and refresh token active)")
 
-    userinfo = requests.get(
-        target.userinfo_endpoint,
-        headers={"Authorization": f"Bearer {target.userinfo_token()}"},
-        timeout=HTTP_TIMEOUT,
-    )
-    _expect(userinfo.status_code == 200, f"userinfo {userinfo.status_code} {userinfo.text}")
-    _expect("sub" in userinfo.json() and userinfo.json().get("email") == EMAIL, userinfo.text)
+    claims = check_userinfo(target)
+    expect(target, "sub" in claims and claims.get("email") == EMAIL, f"{claims}")
     print("OK userinfo (JWT access token)")
 
     workers = target.worker_pids()
-    _expect(len(workers) == target.workers, f"workers {workers} of {target.pids()}")
+    expect(target, len(workers) == target.workers, f"workers {workers} of {target.pids()}")
     print(f"OK pids {target.pids()} (workers {workers})")
 
     print(f"OK wrk -t2 -c16 -d5s JWKS: {wrk_requests_per_second(target.jwks_uri):,.0f} req/s")
@@ -693,8 +445,8 @@ def main() -> None:
             finally:
                 pids, database = target.pids(), target._created_database
                 target.stop()
-            _expect(not any(Path(f"/proc/{pid}").exists() for pid in pids), f"left {pids}")
-            _expect(database is None or not _database_exists(database), f"{database} left")
+            expect(target, not any(Path(f"/proc/{pid}").exists() for pid in pids), f"left {pids}")
+            expect(target, database is None or not _database_exists(database), f"{database} left")
             print("OK stopped (no process left, database dropped)")
 
 
