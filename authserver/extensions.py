@@ -44,6 +44,11 @@ class UTCDateTime(types.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def precise_utcnow() -> datetime:
+    """The current time, timezone-aware, to the microsecond (for short delays)."""
+    return datetime.now(UTC)
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, to the second (tokens carry whole seconds)."""
     return datetime.now(UTC).replace(microsecond=0)

@@ -25,7 +25,7 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, func, select
 
 from ..audit import record_and_commit
-from ..extensions import db, utcnow
+from ..extensions import db, precise_utcnow, utcnow
 from ..mail import send_mail
 from ..security import ratelimit
 from .models import AuthFailure, User
@@ -72,7 +72,7 @@ def refusal(email: str) -> str | None:
         return "wait"
     if failures.last_at is not None:
         ready_at = failures.last_at + timedelta(seconds=delay_after(failures.count))
-        if utcnow() < ready_at:
+        if precise_utcnow() < ready_at:
             return "wait"
     return None
 

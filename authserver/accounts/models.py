@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import UTCDateTime, db, utcnow
+from ..extensions import UTCDateTime, db, precise_utcnow, utcnow
 
 BUILTIN_ROLES = ("admin", "developer", "viewer")
 
@@ -109,4 +109,6 @@ class AuthFailure(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # "password" or "two_step".
     factor: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # To the microsecond, unlike other timestamps: the first delay is one second, and a
+    # time cut to the second would make it anything from zero to one.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=precise_utcnow, index=True)
