@@ -41,13 +41,7 @@ from ..clients.cache import OAuthClient
 from ..extensions import db, utcnow
 from ..sessions.models import LoginSession
 from .models import DeviceCode
-from .services import (
-    check_resources,
-    create_grant,
-    issue_user_tokens,
-    limit_user_scope,
-    wants_refresh_token,
-)
+from .services import check_resources, limit_user_scope, start_token_family
 from .tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
@@ -307,18 +301,7 @@ class DeviceCodeGrant(BaseDeviceCodeGrant):
     ) -> dict[str, Any]:
         """Start the token family for this approval and issue its first tokens."""
         credential: DeviceCode = self.request.credential
-        client = self.request.client
-        assert credential.auth_time is not None
-        grant = create_grant(
-            client_id=client.client_id,
-            user_id=user.id,
-            scope=credential.scope,
-            auth_time=credential.auth_time,
-            amr=list(credential.amr or []),
-            acr=credential.acr,
-            resource=credential.resource,
-            session_id=credential.session_id,
-        )
+        grant, token = start_token_family(credential, self.request.client, user)
         db.session.execute(
             update(DeviceCode)
             .where(DeviceCode.id == credential.id)
@@ -326,10 +309,4 @@ class DeviceCodeGrant(BaseDeviceCodeGrant):
             .execution_options(synchronize_session=False)
         )
         self.request.grant = grant
-        return issue_user_tokens(
-            grant=grant,
-            client=client,
-            user=user,
-            scope=credential.scope,
-            include_refresh_token=wants_refresh_token(client, credential.scope),
-        )
+        return token

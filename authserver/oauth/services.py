@@ -17,7 +17,7 @@ from sqlalchemy import update
 from ..accounts.models import User
 from ..clients.cache import OAuthClient
 from ..extensions import db, utcnow
-from .models import Grant, RefreshToken
+from .models import AuthorizationCode, DeviceCode, Grant, RefreshToken
 from .tokens import hash_secret_value, issue_access_token, new_secret_value
 
 # The scope of the admin API: granted only to people holding the admin role.
@@ -29,6 +29,34 @@ def audience_for(resources: list[str] | None) -> str | list[str]:
     if not resources:
         return str(current_app.config["AUTHSERVER"].audience)
     return resources[0] if len(resources) == 1 else list(resources)
+
+
+def start_token_family(
+    credential: AuthorizationCode | DeviceCode, client: OAuthClient, user: User
+) -> tuple[Grant, dict[str, Any]]:
+    """A redeemed code or approved device code: its grant (token family) and first tokens."""
+    assert credential.auth_time is not None
+    code = credential if isinstance(credential, AuthorizationCode) else None
+    grant = create_grant(
+        client_id=client.client_id,
+        user_id=user.id,
+        scope=credential.scope,
+        auth_time=credential.auth_time,
+        amr=list(credential.amr or []),
+        acr=credential.acr,
+        resource=credential.resource,
+        claims=code.claims if code is not None else None,
+        session_id=credential.session_id,
+        organization_id=code.organization_id if code is not None else None,
+    )
+    token = issue_user_tokens(
+        grant=grant,
+        client=client,
+        user=user,
+        scope=credential.scope,
+        include_refresh_token=wants_refresh_token(client, credential.scope),
+    )
+    return grant, token
 
 
 GRANT_EXPIRY_SLACK = timedelta(days=1)

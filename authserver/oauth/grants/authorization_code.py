@@ -14,12 +14,7 @@ from sqlalchemy.orm import joinedload
 from ...accounts.models import User
 from ...extensions import db, utcnow
 from ..models import AuthorizationCode
-from ..services import (
-    create_grant,
-    issue_user_tokens,
-    revoke_replayed_grant,
-    wants_refresh_token,
-)
+from ..services import revoke_replayed_grant, start_token_family
 from ..tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
@@ -131,25 +126,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     ) -> dict[str, Any]:
         """Start the token family for this code and issue its first tokens."""
         code: AuthorizationCode = self.request.authorization_code
-        client = self.request.client
-        grant = create_grant(
-            client_id=client.client_id,
-            user_id=user.id,
-            scope=code.scope,
-            auth_time=code.auth_time,
-            amr=list(code.amr or []),
-            acr=code.acr,
-            resource=code.resource,
-            claims=code.claims,
-            session_id=code.session_id,
-            organization_id=code.organization_id,
-        )
+        grant, token = start_token_family(code, self.request.client, user)
         code.grant_id = grant.id
         self.request.grant = grant
-        return issue_user_tokens(
-            grant=grant,
-            client=client,
-            user=user,
-            scope=code.scope,
-            include_refresh_token=wants_refresh_token(client, code.scope),
-        )
+        return token
