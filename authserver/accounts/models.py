@@ -101,12 +101,21 @@ class RecoveryCode(db.Model):  # type: ignore[name-defined]
 
 
 class AuthFailure(db.Model):  # type: ignore[name-defined]
-    """A failed sign-in factor for a known account, counted to slow down guessing."""
+    """A failed sign-in factor, counted to slow down guessing.
+
+    Wrong passwords are counted by `account_key` (a hash of the typed address), for
+    addresses with and without an account alike, so the count costs the same either way;
+    `user_id` is set when the address has an account (its rows go with it).
+    """
 
     __tablename__ = "auth_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 hex of the normalized e-mail address the failure was typed for.
+    account_key: Mapped[str | None] = mapped_column(String(64), index=True)
     # "password" or "two_step".
     factor: Mapped[str] = mapped_column(String(16))
     # To the microsecond, unlike other timestamps: the first delay is one second, and a

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Boolean, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import UTCDateTime, db, utcnow
+
+if TYPE_CHECKING:
+    from ..accounts.models import Role
 
 GRANT_TYPES = (
     "authorization_code",
@@ -16,6 +20,15 @@ GRANT_TYPES = (
     "urn:ietf:params:oauth:grant-type:device_code",
 )
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+# The roles a client holds itself: they bound what its own tokens (and, for the admin
+# API, any token issued to it) may do, like a person's roles bound what they may do.
+client_roles = Table(
+    "client_roles",
+    db.metadata,
+    Column("client_id", Integer, ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", Integer, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class Client(db.Model):  # type: ignore[name-defined]
@@ -40,10 +53,21 @@ class Client(db.Model):  # type: ignore[name-defined]
     # First-party clients skip the consent page.
     skip_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # RFC 7662 section 4: a resource server may introspect tokens issued to other clients.
+    is_resource_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Access tokens issued to this client before this moment are revoked (set when its
+    # secret is rotated or it is disabled), so a leaked secret's tokens stay dead.
+    tokens_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # RFC 7592: the hash of the registration access token of a dynamically registered client.
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    roles: Mapped[list[Role]] = relationship(secondary=client_roles, lazy="selectin")
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(role.name for role in self.roles)
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id} {self.name!r}>"

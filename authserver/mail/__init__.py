@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import current_app
 
+from . import models as models
 from .backends import MailError, deliver_smtp, parse_mail_url, write_outbox
 from .messages import build_message, first_link
 

@@ -50,6 +50,7 @@ def empty_app(empty_database_url: str, tmp_path: Path) -> Iterator[Flask]:
     import authserver.audit.models
     import authserver.clients.models
     import authserver.keys.models
+    import authserver.mail.models
     import authserver.oauth.models
     import authserver.orgs.models
     import authserver.sessions.models  # noqa: F401
