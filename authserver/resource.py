@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -31,6 +32,15 @@ from joserfc.jwk import KeySet
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_TOKEN_TYP = "at+jwt"
 ALGORITHMS = ("ES256", "RS256")
+# Longest token we try to parse; anything larger is not one of the issuer's.
+MAX_TOKEN_LENGTH = 8192
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (RFC 7519 NumericDate); `true` is not one, though Python says it is an int."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 class TokenError(Exception):
@@ -125,27 +135,45 @@ class ResourceServer:
     # Tokens
 
     def verify(self, token: str) -> dict[str, Any]:
-        """RFC 9068 section 4: the claims of a valid access token for this audience."""
-        try:
-            header = jws.extract_compact(token.encode("ascii")).protected
-        except (JoseError, ValueError, UnicodeError):
-            raise TokenError(401, "invalid_token", "The token is malformed.") from None
-        if header.get("typ", "").lower() not in (ACCESS_TOKEN_TYP, "application/at+jwt"):
+        """RFC 9068 section 4: the claims of a valid access token for this audience.
+
+        Whatever the token holds, the answer is its claims or a TokenError (401
+        invalid_token): a header or claim of an unexpected JSON type is refused, never
+        allowed to raise something else.
+        """
+        header = self._header(token)
+        typ, alg, kid = header.get("typ"), header.get("alg"), header.get("kid")
+        if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYP, "application/at+jwt"):
             raise TokenError(401, "invalid_token", "The token is not an access token.")
-        alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS or not isinstance(kid, str):
             raise TokenError(401, "invalid_token", "The token is not signed as expected.")
         key = self._key_for(kid)
         if key is None:
             raise TokenError(401, "invalid_token", "The token is signed by an unknown key.")
         try:
-            claims = jwt.decode(token, key, algorithms=[alg]).claims
-        except (JoseError, ValueError, TypeError):
+            claims = jwt.decode(token, key, algorithms=[str(alg)]).claims
+        except (JoseError, ValueError, TypeError, UnicodeError):
             raise TokenError(401, "invalid_token", "The token signature is invalid.") from None
+        if not isinstance(claims, dict):
+            raise TokenError(401, "invalid_token", "The token has no claims object.")
         self._check_claims(claims)
         return claims
 
+    @staticmethod
+    def _header(token: Any) -> dict[str, Any]:
+        """The protected header of a compact JWS, or 401 for anything else."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError(401, "invalid_token", "The token is malformed.")
+        try:
+            header = jws.extract_compact(token.encode("ascii")).protected
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            raise TokenError(401, "invalid_token", "The token is malformed.") from None
+        if not isinstance(header, dict):
+            raise TokenError(401, "invalid_token", "The token is malformed.")
+        return header
+
     def _check_claims(self, claims: dict[str, Any]) -> None:
+        """RFC 9068 section 4 and RFC 7519 section 4.1: issuer, audience, times, and types."""
         now = time.time()
         if claims.get("iss") != self.issuer:
             raise TokenError(401, "invalid_token", "The token is from another issuer.")
@@ -154,11 +182,16 @@ class ResourceServer:
         if self.audience not in audiences:
             raise TokenError(401, "invalid_token", "The token is meant for another audience.")
         exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp + self.leeway < now:
+        if not _is_number(exp) or exp + self.leeway < now:
             raise TokenError(401, "invalid_token", "The token has expired.")
         nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - self.leeway > now:
+        if nbf is not None and (not _is_number(nbf) or nbf - self.leeway > now):
             raise TokenError(401, "invalid_token", "The token is not valid yet.")
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("scope", ""), str):
+            raise TokenError(401, "invalid_token", "The token's sub or scope is malformed.")
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+            raise TokenError(401, "invalid_token", "The token's roles are malformed.")
 
     def authorize(self, scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> dict[str, Any]:
         """Verify this request's bearer token and check it carries the scopes and roles."""
