@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import session as flow_session
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -30,6 +31,10 @@ INVALID_CODE = "That code is not valid or has expired. Check the code on your de
 MAX_USER_CODE_INPUT = 32
 INVALID_FORM_STATUS = 422
 OUTCOMES = ("approved", "denied")
+# The code this browser confirmed through the rate-limited entry page (section 5.1: user
+# codes are short, so guessing is limited there); the decision acts on it and nothing else.
+# Not a "flow_" key: signing in again forgets it.
+CONFIRMED_KEY = "device_confirmed"
 
 
 class UserCodeForm(FlaskForm):
@@ -73,7 +78,9 @@ def submit_code() -> ResponseReturnValue:
     row = find_pending_code(user_code) if form.validate() else None
     client = load_client(row.client_id) if row is not None else None
     if row is None or client is None:
+        flow_session.pop(CONFIRMED_KEY, None)
         return _entry_page(user_code, error=INVALID_CODE)
+    flow_session[CONFIRMED_KEY] = row.user_code
     return render_template(
         "device/confirm.html",
         form=DecisionForm(formdata=None, user_code=format_user_code(row.user_code)),
@@ -86,13 +93,21 @@ def submit_code() -> ResponseReturnValue:
 
 @bp.post("/device/decision")
 def decide() -> ResponseReturnValue:
-    """Section 3.3: Allow approves the device with this sign-in; Deny refuses it."""
+    """Section 3.3: Allow approves the device with this sign-in; Deny refuses it.
+
+    Only the code this browser confirmed on the entry page can be decided: a code posted
+    here directly would skip that page's rate limit and let a guesser try codes freely.
+    """
     form = DecisionForm()
     user_code = _displayed(form.user_code.data or "")
     login_session = current_session()
     if login_session is None:
         return _sign_in(user_code)
-    row = find_pending_code(user_code) if form.validate() else None
+    confirmed = flow_session.pop(CONFIRMED_KEY, None)
+    posted = normalize_user_code(user_code)
+    if not form.validate() or not isinstance(confirmed, str) or posted != confirmed:
+        return _entry_page(user_code, error=INVALID_CODE)
+    row = find_pending_code(confirmed)
     if row is None:
         return _entry_page(user_code, error=INVALID_CODE)
     allowed = request.form.get("decision") == "allow"

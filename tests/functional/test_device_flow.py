@@ -390,6 +390,67 @@ def test_a_decision_is_taken_once(app: Flask, client: FlaskClient) -> None:
     assert stored(user_code).status == "approved"
 
 
+def test_a_decision_acts_only_on_the_code_confirmed_through_the_entry_page(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Section 5.1: the entry page is rate limited; posting codes straight to the decision
+    would skip it, so a code this browser did not confirm there is refused."""
+    make_user()
+    rp, secret = make_device_client()
+    browser = app.test_client()
+    confirmed_code = start(client, rp, secret).get_json()["user_code"]
+    guessed_code = start(client, rp, secret).get_json()["user_code"]
+    sign_in(browser)
+    page = browser.get("/device")
+
+    # Straight to the decision, never through the entry page: refused.
+    direct = browser.post(
+        "/device/decision",
+        data={"user_code": guessed_code, "decision": "allow", "csrf_token": csrf_token(page.text)},
+    )
+    assert direct.status_code == 422
+    assert INVALID_CODE in direct.text
+    assert stored(guessed_code).status == "pending"
+
+    # Confirm one code, then post the other one to the decision: refused too.
+    confirm = enter_code(browser, confirmed_code)
+    swapped = browser.post(
+        "/device/decision",
+        data={
+            "user_code": guessed_code,
+            "decision": "allow",
+            "csrf_token": csrf_token(confirm.text),
+        },
+    )
+    assert swapped.status_code == 422
+    assert stored(guessed_code).status == "pending"
+    # The confirmation is spent by that attempt; the person confirms again and decides.
+    assert stored(confirmed_code).status == "pending"
+    approve(browser, confirmed_code)
+    assert stored(confirmed_code).status == "approved"
+
+
+def test_decisions_count_against_the_page_rate_limit(app_factory: Any) -> None:
+    app = app_factory(ratelimit_pages="3/minute")
+    browser = app.test_client()
+    with app.app_context():
+        make_user()
+    sign_in(browser)
+    page = browser.get("/device")
+    statuses = [
+        browser.post(
+            "/device/decision",
+            data={
+                "user_code": "BCDF-GHJK",
+                "decision": "allow",
+                "csrf_token": csrf_token(page.text),
+            },
+        ).status_code
+        for _ in range(5)
+    ]
+    assert 429 in statuses
+
+
 def test_signing_out_before_deciding_asks_to_sign_in_again(app: Flask, client: FlaskClient) -> None:
     make_user()
     rp, secret = make_device_client()
