@@ -43,6 +43,7 @@ PAGE_ENDPOINTS = frozenset(
         "accounts.resend_verification",
         "two_step.challenge",
         "device.submit_code",
+        "device.decide",
     }
 )
 # These count per client and IP (else per IP) against `ratelimit_api`.
