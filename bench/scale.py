@@ -48,6 +48,7 @@ from authserver.accounts.services import create_user
 from authserver.clients.models import Client
 from authserver.clients.services import create_client
 from authserver.extensions import db
+from authserver.roles.ceiling import SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -440,6 +441,7 @@ def recorded_workloads(database_url: str, secret_key: str | None = None) -> Iter
         with app.app_context():
             user = create_user(email, password=PASSWORD, name="Scale Bench", email_verified=True)
             client, secret = create_client(
+                actor=SYSTEM,
                 name="Scale bench RP",
                 redirect_uris=[REDIRECT_URI],
                 grant_types=["authorization_code", "refresh_token"],

@@ -9,6 +9,7 @@ from authserver.accounts.models import User
 from authserver.accounts.services import create_user
 from authserver.clients.models import Client
 from authserver.clients.services import create_client
+from authserver.roles.ceiling import SYSTEM
 
 PASSWORD = "correct horse battery staple"
 REDIRECT_URI = "https://rp.example.com/callback"
@@ -34,7 +35,8 @@ def make_client(
     auth_method: str = "client_secret_basic",
     **extra: Any,
 ) -> tuple[Client, str | None]:
-    """A client and its secret (None for a public client)."""
+    """A client and its secret (None for a public client), registered by the system."""
+    extra.setdefault("actor", SYSTEM)
     return create_client(
         name=name,
         redirect_uris=list(redirect_uris),

@@ -1,8 +1,10 @@
 """The JSON admin API at /admin/api/v1: people, clients, roles, signing keys, the audit log.
 
 Every request carries `Authorization: Bearer <access token>` with the `admin` scope
-(api_auth.py); each endpoint then needs one permission (admin/permissions.py). Views
-parse (api_schemas.py), call admin.services, roles or audit.services, and render.
+(api_auth.py); each endpoint then needs one permission (roles/permissions.py), and the
+services refuse any change above the caller's ceiling (roles/ceiling.py) with 403.
+Views parse (api_schemas.py), call admin.services, roles.services or audit.services,
+and render.
 The OpenAPI 3.1 document describing all of it is served at /admin/api/openapi.json.
 """
 
@@ -21,7 +23,9 @@ from werkzeug.exceptions import HTTPException
 from ..audit import services as audit
 from ..clients.services import ClientError
 from ..extensions import csrf, db
-from . import roles, services
+from ..roles import services as roles
+from ..roles.ceiling import PrivilegeError
+from . import services
 from .api_auth import ApiError, Principal, authenticate
 from .api_schemas import (
     boolean,
@@ -94,6 +98,12 @@ def no_store(response: Response) -> Response:
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> tuple[Response, int, dict[str, str]]:
     return _error(error.status, error.error, error.description), error.status, error.headers
+
+
+@bp.errorhandler(PrivilegeError)
+def above_ceiling(error: PrivilegeError) -> tuple[Response, int]:
+    """The change would give or touch more than the caller holds (roles.ceiling): 403."""
+    return _error(403, "forbidden", str(error)), 403
 
 
 @bp.errorhandler(services.AdminError)
@@ -175,14 +185,14 @@ def update_user(sub: str) -> Response:
     verified, role_names = boolean(data, "email_verified"), strings(data, "roles")
     if verified is False:
         raise invalid("email_verified can only be set to true; the person re-verifies a change")
-    if name is not None:
-        services.set_user_name(user, name, actor=_actor())
-    if role_names is not None:
-        services.set_user_roles(user, role_names, actor=_actor())
-    if active is not None:
-        services.set_user_active(user, active, actor=_actor())
-    if verified:
-        services.mark_email_verified(user, actor=_actor())
+    services.update_user(
+        user,
+        name=name,
+        roles=role_names,
+        active=active,
+        email_verified=bool(verified),
+        actor=_actor(),
+    )
     return jsonify(render_user(user))
 
 
@@ -218,6 +228,8 @@ CLIENT_FIELDS = (
     "resources",
     "web_origins",
     "skip_consent",
+    "roles",
+    "is_resource_server",
 )
 
 
@@ -251,6 +263,8 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         web_origins=strings(data, "web_origins") or [],
         skip_consent=bool(boolean(data, "skip_consent")),
         id_token_signed_response_alg=text(data, "id_token_signed_response_alg"),
+        roles=strings(data, "roles") or [],
+        is_resource_server=bool(boolean(data, "is_resource_server")),
     )
     body = render_client(client)
     if secret is not None:
@@ -282,6 +296,8 @@ def update_client(client_id: str) -> Response:
             skip_consent=boolean(data, "skip_consent"),
             web_origins=strings(data, "web_origins"),
             resources=strings(data, "resources"),
+            roles=strings(data, "roles"),
+            is_resource_server=boolean(data, "is_resource_server"),
             actor=_actor(),
         )
     if active is not None and active != client.is_active:

@@ -3,10 +3,11 @@
 The pipeline, one small step each:
   bearer_token   RFC 6750 section 2.1: the token from the Authorization header
   verified       RFC 9068 section 4: our signature, issuer, expiry, audience; not revoked
-  check_scope    the `admin` scope (its issuance is limited to admins elsewhere)
-  principal      a person's token (under a grant): the person's live roles decide;
-                 a service's token (client_credentials, sub == client_id): full admin
-                 when the client is active and registered with the `admin` scope.
+  check_scope    the `admin` scope (its issuance is limited to staff elsewhere)
+  principal      a person's token (under a grant): the person's live roles, within the
+                 roles of the client the token was issued to (roles.ceiling);
+                 a service's token (client_credentials, sub == client_id): its client's
+                 roles, when the client is active and registered with the `admin` scope.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from typing import Any
 from flask import current_app
 
 from ..accounts.models import User
+from ..clients.models import Client
 from ..clients.services import get_client
 from ..extensions import db
 from ..oauth.models import Grant
 from ..oauth.tokens import AccessToken, verify_access_token
-from .permissions import ALL, allows
-from .services import Actor, person_permissions
+from ..roles import ceiling
+from ..roles.ceiling import Actor
+from ..roles.permissions import allows
 
-ADMIN_SCOPE = "admin"
+ADMIN_SCOPE = ceiling.ADMIN_SCOPE
 REALM = "admin"
 
 
@@ -116,23 +119,37 @@ def principal(access: AccessToken) -> Principal:
 
 
 def _person(access: AccessToken) -> Principal:
-    """A person's token: their roles are read now, so a demotion counts at once."""
+    """A person's token: their roles are read now, so a demotion counts at once.
+
+    The person acts within the roles of the client the token was issued to: a tool
+    registered without roles carries no one's power, whoever signs in to it.
+    """
     grant = db.session.get(Grant, access.grant_id)
     user = db.session.get(User, grant.user_id) if grant is not None else None
     if user is None or not user.is_active or user.sub != access.claims["sub"]:
         raise _invalid_token("the person behind this access token cannot act")
-    granted = frozenset(person_permissions(user))
-    return Principal(Actor.person(user), str(access.claims.get("client_id", "")), granted)
+    client_id = str(access.claims.get("client_id", ""))
+    client = _active_client(client_id)
+    actor = Actor.person(user, within=ceiling.power_of_service(client))
+    return Principal(actor, client_id, actor.power)
 
 
 def _service(client_id: str) -> Principal:
-    """A client_credentials token: full admin for an active client registered with `admin`."""
+    """A client_credentials token: the power of the roles of an active client registered
+    with `admin`, never more."""
+    client = _active_client(client_id)
+    if ADMIN_SCOPE not in (client.scope or "").split():
+        raise ApiError(403, "forbidden", "this client is not allowed to administer the server")
+    actor = Actor.client(client)
+    return Principal(actor, client_id, actor.power)
+
+
+def _active_client(client_id: str) -> Client:
+    """The active client a token was issued to; 401 invalid_token otherwise."""
     client = get_client(client_id)
     if client is None or not client.is_active:
         raise _invalid_token("the client behind this access token is not active")
-    if ADMIN_SCOPE not in (client.scope or "").split():
-        raise ApiError(403, "forbidden", "this client is not allowed to administer the server")
-    return Principal(Actor.client(client_id), client_id, frozenset({ALL}))
+    return client
 
 
 def _invalid_token(description: str) -> ApiError:

@@ -16,6 +16,7 @@ from ..accounts.models import Role, User
 from ..audit.services import parse_iso
 from ..clients.models import Client
 from ..clients.services import client_metadata
+from ..security.limits import MAX_ROW_ID
 from .api_auth import ApiError
 
 DEFAULT_LIMIT = 50
@@ -104,10 +105,12 @@ def timestamp_arg(name: str) -> datetime | None:
 
 
 def _whole(raw: str | None, name: str, default: int) -> int:
+    """A whole number in ASCII digits, at most MAX_ROW_ID (what a database id can hold)."""
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise invalid(f"{name} must be a whole number")
+    # Not str.isdigit: it says yes to "²", which int() refuses.
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ROW_ID:
+        raise invalid(f"{name} must be a whole number from 0 to {MAX_ROW_ID}")
     return int(raw)
 
 

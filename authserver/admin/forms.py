@@ -23,7 +23,8 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from ..accounts.forms import valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from ..clients.models import AUTH_METHODS, GRANT_TYPES
-from .permissions import PERMISSIONS
+from ..roles.permissions import PERMISSIONS
+from ..security.limits import MAX_ROW_ID
 
 MAX_URI_LIST_LENGTH = 20_000
 KEY_ALGS = (("", "All algorithms"), ("RS256", "RS256"), ("ES256", "ES256"))
@@ -113,6 +114,14 @@ class ClientForm(FlaskForm):
     web_origins = TextAreaField("Web origins (CORS)", [Length(max=MAX_URI_LIST_LENGTH)])
     resources = TextAreaField("Resources (RFC 8707 audiences)", [Length(max=MAX_URI_LIST_LENGTH)])
     skip_consent = BooleanField("First-party: skip the consent page")
+    # RFC 7662 section 4: may introspect access tokens issued to other clients.
+    is_resource_server = BooleanField("Resource server: may introspect other clients' tokens")
+    # What the client's own tokens may do at the admin API, like a person's roles.
+    roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
+
+    def offer_roles(self, names: list[str]) -> None:
+        """The roles that exist, as the choices (the service decides which may be given)."""
+        self.roles.choices = [SelectChoice(name, name) for name in names]
 
 
 class CreateClientForm(ClientForm):
@@ -161,7 +170,7 @@ class AuditFilterForm(FlaskForm):
     since = DateTimeLocalField("From (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     until = DateTimeLocalField("Until (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     # Keyset paging: events older than this id (the last one of the previous page).
-    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=MAX_ROW_ID)])
 
     def validate_until(self, field: Field) -> None:
         """The end of the range must not come before its start."""

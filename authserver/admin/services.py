@@ -1,26 +1,34 @@
-"""Admin actions on people, clients and keys, shared by the console and the JSON admin API.
+"""Admin actions on people, clients and keys, shared by the console, the JSON admin API and
+the command line.
 
 Every change records an audit event "admin.<thing>.<verb>" naming who acted and on
-what, and commits. Callers check permissions first (`can_person` / the API's scopes);
-these functions only enforce the rules of the data.
+what, and commits. Callers check the permission of the route first (`can_person` / the
+API's scopes); these functions enforce the rules of the data and the privilege ceiling
+(`roles.ceiling`): an actor never gives more than it holds, nor acts on a person or a
+client holding more than it. Without an `actor`, the actor of the request acts
+(`roles.ceiling.current_actor`), or the system outside one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from flask import g, has_request_context
 from sqlalchemy import func, or_, select
 
 from ..accounts.models import Role, User
+from ..clients import services as clients
 from ..clients.models import Client
-from ..extensions import db
-from .permissions import ALL, allows
+from ..extensions import db, precise_utcnow
+from ..roles import ceiling
+from ..roles.ceiling import SYSTEM, Actor, PrivilegeError
+from ..roles.permissions import allows
+from ..roles.services import RoleError, find_roles, list_roles
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SYSTEM", "Actor", "AdminError", "PrivilegeError"]
 
 MAX_PAGE_SIZE = 200
 ADMIN_ROLE = "admin"
@@ -30,46 +38,33 @@ class AdminError(ValueError):
     """An admin action was refused; the message says why, in words fit for the console."""
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who performs an admin action: a person (sub), a service client (client_id), or the system."""
-
-    type: str
-    id: str | None
-
-    @classmethod
-    def person(cls, user: User) -> Actor:
-        """A signed-in person acting through the console or with a user access token."""
-        return cls("user", user.sub)
-
-    @classmethod
-    def client(cls, client_id: str) -> Actor:
-        """A service client acting with its own access token (client_credentials)."""
-        return cls("client", client_id)
-
-
-SYSTEM = Actor("system", None)
-
-
 # Who may do what
 
 
 def person_permissions(user: User | None) -> set[str]:
-    """Every permission granted by the roles an active person holds."""
-    if user is None or not user.is_active:
-        return set()
-    return {permission for role in user.roles for permission in (role.permissions or [])}
+    """Every permission granted by the roles an active person holds (roles.ceiling)."""
+    return set(ceiling.power_of_person(user))
 
 
 def can_person(user: User | None, permission: str) -> bool:
-    """True when one of the person's roles allows `permission` (admin/permissions.allows)."""
-    return allows(person_permissions(user), permission)
+    """True when one of the person's roles allows `permission` (roles/permissions.allows)."""
+    return allows(ceiling.power_of_person(user), permission)
 
 
 def is_staff(user: User | None) -> bool:
     """True when the person holds any admin permission at all (may open the console)."""
-    granted = person_permissions(user)
-    return ALL in granted or any(":" in permission for permission in granted)
+    return ceiling.is_staff(ceiling.power_of_person(user))
+
+
+def _who(actor: Actor | None) -> Actor:
+    """The actor given, else the actor of the request (the system outside one)."""
+    return actor or _request_actor()
+
+
+def _request_actor() -> Actor:
+    """The actor of this request: what a view set on g.admin_actor, else the signed-in
+    person (roles.ceiling.current_actor, where the rule lives)."""
+    return ceiling.current_actor()
 
 
 # Users
@@ -109,56 +104,97 @@ def create_user_as_admin(
     roles: Iterable[str] = (),
     send_reset: bool = False,
     *,
+    email_verified: bool = False,
     actor: Actor | None = None,
 ) -> User:
-    """Create a person with existing roles; optionally e-mail them a link to set a password."""
+    """Create a person with existing roles the actor may give; optionally e-mail them a link
+    to set a password."""
     from ..accounts.services import AccountError, create_user
 
-    role_names = [role.name for role in _existing_roles(roles)]
+    who = _who(actor)
+    held = _existing_roles(roles)
+    ceiling.require_may_change_roles(who, [], held)
     try:
-        user = create_user(email, password=password, name=name or "", roles=role_names)
+        user = create_user(
+            email,
+            password=password,
+            name=name or "",
+            roles=[role.name for role in held],
+            email_verified=email_verified,
+        )
     except AccountError as exc:
         raise AdminError(str(exc)) from None
     _audit(
         "admin.user.created",
-        actor,
+        who,
         subject=user.sub,
         details={"email": user.email, "roles": user.role_names},
     )
     db.session.commit()
     if send_reset:
-        send_password_reset(user, actor=actor)
+        send_password_reset(user, actor=who)
     return user
+
+
+def update_user(
+    user: User,
+    *,
+    name: str | None = None,
+    roles: Iterable[str] | None = None,
+    active: bool | None = None,
+    email_verified: bool = False,
+    actor: Actor | None = None,
+) -> None:
+    """Apply several changes to a person (None = keep), each checked before any is made."""
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
+    wanted = None if roles is None else _existing_roles(roles)
+    if wanted is not None:
+        ceiling.require_may_change_roles(who, user.roles, wanted)
+    if name is not None:
+        set_user_name(user, name, actor=who)
+    if wanted is not None:
+        set_user_roles(user, [role.name for role in wanted], actor=who)
+    if active is not None:
+        set_user_active(user, active, actor=who)
+    if email_verified:
+        mark_email_verified(user, actor=who)
 
 
 def set_user_active(user: User, active: bool, *, actor: Actor | None = None) -> None:
     """Enable or disable a person; disabling ends their sessions and revokes their tokens."""
     from ..accounts.registration import end_all_sessions_and_tokens
 
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
     if not active:
         _keep_an_admin(user, losing_admin=True)
     user.is_active = bool(active)
     if not active:
         end_all_sessions_and_tokens(user)
-    _audit("admin.user.enabled" if active else "admin.user.disabled", actor, subject=user.sub)
+    _audit("admin.user.enabled" if active else "admin.user.disabled", who, subject=user.sub)
     db.session.commit()
 
 
 def set_user_name(user: User, name: str, *, actor: Actor | None = None) -> None:
     """Change the person's display name (at most 200 characters)."""
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
     name = (name or "").strip()
     if len(name) > 200:
         raise AdminError("the name can have at most 200 characters")
     before = user.name
     user.name = name
-    _audit("admin.user.renamed", actor, subject=user.sub, details={"before": before, "after": name})
+    _audit("admin.user.renamed", who, subject=user.sub, details={"before": before, "after": name})
     db.session.commit()
 
 
 def mark_email_verified(user: User, *, actor: Actor | None = None) -> None:
     """Record that the person's current e-mail address is theirs (checked out of band)."""
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
     user.email_verified = True
-    _audit("admin.user.email_verified", actor, subject=user.sub, details={"email": user.email})
+    _audit("admin.user.email_verified", who, subject=user.sub, details={"email": user.email})
     db.session.commit()
 
 
@@ -166,21 +202,27 @@ def send_password_reset(user: User, *, actor: Actor | None = None) -> None:
     """E-mail the person a single-use password reset link (the usual reset flow)."""
     from ..accounts.registration import request_password_reset
 
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
     request_password_reset(user.email)
-    _audit("admin.user.reset_sent", actor, subject=user.sub)
+    _audit("admin.user.reset_sent", who, subject=user.sub)
     db.session.commit()
 
 
 def set_user_roles(user: User, role_names: Iterable[str], *, actor: Actor | None = None) -> None:
-    """Make the person hold exactly these existing roles."""
+    """Make the person hold exactly these existing roles; those given and those taken away
+    must lie within the actor's power."""
+    who = _who(actor)
     roles = _existing_roles(role_names)
+    ceiling.require_may_act_on_person(who, user)
+    ceiling.require_may_change_roles(who, user.roles, roles)
     if ADMIN_ROLE not in {role.name for role in roles}:
         _keep_an_admin(user, losing_admin=True)
     before = user.role_names
     user.roles = roles
     _audit(
         "admin.user.roles_changed",
-        actor,
+        who,
         subject=user.sub,
         details={"before": before, "after": user.role_names},
     )
@@ -191,21 +233,29 @@ def sign_out_everywhere(user: User, *, actor: Actor | None = None) -> None:
     """End every session of the person and revoke every token they hold."""
     from ..accounts.registration import end_all_sessions_and_tokens
 
+    who = _who(actor)
+    ceiling.require_may_act_on_person(who, user)
     end_all_sessions_and_tokens(user)
-    _audit("admin.user.signed_out", actor, subject=user.sub)
+    _audit("admin.user.signed_out", who, subject=user.sub)
     db.session.commit()
+
+
+def may_act_on_person(actor: Actor, user: User) -> bool:
+    """Whether the actor may change this person at all (for showing the buttons)."""
+    return ceiling.within(actor.power, ceiling.power_of_roles(user.roles))
+
+
+def grantable_roles(actor: Actor) -> list[Role]:
+    """The roles the actor may give, by name (for the console's choices)."""
+    return ceiling.grantable(actor.power, list_roles())
 
 
 def _existing_roles(names: Iterable[str]) -> list[Role]:
     """The roles with these names; AdminError naming any that does not exist."""
-    wanted = list(dict.fromkeys(name.strip() for name in names if name and name.strip()))
-    if not wanted:
-        return []
-    found = {r.name: r for r in db.session.scalars(select(Role).where(Role.name.in_(wanted)))}
-    missing = [name for name in wanted if name not in found]
-    if missing:
-        raise AdminError(f"no such role: {', '.join(missing)}")
-    return [found[name] for name in wanted]
+    try:
+        return find_roles(names)
+    except RoleError as exc:
+        raise AdminError(str(exc)) from None
 
 
 def _keep_an_admin(user: User, *, losing_admin: bool) -> None:
@@ -228,135 +278,80 @@ def create_client_as_admin(
     *, actor: Actor | None = None, **metadata: Any
 ) -> tuple[Client, str | None]:
     """Register a client (clients.services.create_client); returns it and its secret, if any."""
-    from ..clients.services import ClientError, create_client
-
+    who = _who(actor)
     try:
-        client, secret = create_client(**metadata)
-    except ClientError as exc:
+        client, secret = clients.create_client(actor=who, **metadata)
+    except clients.ClientError as exc:
         raise AdminError(str(exc)) from None
     _audit(
         "admin.client.created",
-        actor,
+        who,
         subject=client.client_id,
         client_id=client.client_id,
-        details={"name": client.name, "grant_types": list(client.grant_types)},
+        details={
+            "name": client.name,
+            "grant_types": list(client.grant_types),
+            "roles": client.role_names,
+        },
     )
     db.session.commit()
     return client, secret
 
 
-def update_client(
-    client: Client,
-    *,
-    name: str | None = None,
-    redirect_uris: Iterable[str] | None = None,
-    post_logout_redirect_uris: Iterable[str] | None = None,
-    grant_types: Iterable[str] | None = None,
-    scope: str | None = None,
-    skip_consent: bool | None = None,
-    web_origins: Iterable[str] | None = None,
-    resources: Iterable[str] | None = None,
-    actor: Actor | None = None,
-) -> Client:
-    """Change the given metadata (None = keep), checked by the same rules as registration."""
-    from ..clients import services as clients
-
+def update_client(client: Client, *, actor: Actor | None = None, **changes: Any) -> Client:
+    """Change the given metadata (clients.services.update_client: None = keep), checked by the
+    same rules as registration and the privilege ceiling."""
+    who = _who(actor)
     try:
-        changes = _client_changes(
-            client,
-            name=name,
-            redirect_uris=redirect_uris,
-            post_logout_redirect_uris=post_logout_redirect_uris,
-            grant_types=grant_types,
-            scope=scope,
-            web_origins=web_origins,
-            resources=resources,
-        )
+        changed = clients.update_client(client, actor=who, **changes)
     except clients.ClientError as exc:
         raise AdminError(str(exc)) from None
-    if skip_consent is not None:
-        changes["skip_consent"] = bool(skip_consent)
-    changed = {key: value for key, value in changes.items() if getattr(client, key) != value}
-    for key, value in changed.items():
-        setattr(client, key, value)
     _audit(
         "admin.client.updated",
-        actor,
+        who,
         subject=client.client_id,
         client_id=client.client_id,
-        details={"changed": sorted(changed)},
+        details={"changed": changed},
     )
     db.session.commit()
     _client_changed(client.client_id)
     return client
 
 
-def _client_changes(
-    client: Client,
-    *,
-    name: str | None,
-    redirect_uris: Iterable[str] | None,
-    post_logout_redirect_uris: Iterable[str] | None,
-    grant_types: Iterable[str] | None,
-    scope: str | None,
-    web_origins: Iterable[str] | None,
-    resources: Iterable[str] | None,
-) -> dict[str, Any]:
-    """The validated new values (clients.services rules); raises ClientError."""
-    from ..clients import services as clients
-
-    grants = clients._check_grant_types(
-        grant_types if grant_types is not None else client.grant_types
-    )
-    clients._check_auth_method(client.token_endpoint_auth_method, grants)
-    redirects = clients._check_redirect_uris(
-        redirect_uris if redirect_uris is not None else client.redirect_uris, "redirect_uri"
-    )
-    if "authorization_code" in grants and not redirects:
-        raise clients.ClientError("the authorization_code grant needs at least one redirect URI")
-    changes: dict[str, Any] = {
-        "grant_types": grants,
-        "response_types": ["code"] if "authorization_code" in grants else [],
-        "redirect_uris": redirects,
-    }
-    if name is not None:
-        changes["name"] = clients._check_name(name)
-    if post_logout_redirect_uris is not None:
-        changes["post_logout_redirect_uris"] = clients._check_redirect_uris(
-            post_logout_redirect_uris, "post_logout_redirect_uri"
-        )
-    if scope is not None:
-        changes["scope"] = clients._check_scope(scope)
-    if web_origins is not None:
-        changes["web_origins"] = clients._check_web_origins(web_origins)
-    if resources is not None:
-        changes["resources"] = clients._check_resources(resources)
-    return changes
+def may_manage_client(actor: Actor, client: Client) -> bool:
+    """Whether the actor may change this client at all (for showing the buttons)."""
+    try:
+        clients.require_may_manage(actor, client)
+    except PrivilegeError:
+        return False
+    return True
 
 
 def rotate_client_secret(client: Client, *, actor: Actor | None = None) -> str:
-    """Give a confidential client a new secret (the old one stops working); returns it once."""
-    from ..clients.services import ClientError, rotate_secret
-
+    """Give a confidential client a new secret (the old one and its tokens stop working);
+    returns it once."""
+    who = _who(actor)
     try:
-        secret = rotate_secret(client)
-    except ClientError as exc:
+        secret = clients.rotate_secret(client, actor=who)
+    except clients.ClientError as exc:
         raise AdminError(str(exc)) from None
-    _audit(
-        "admin.client.secret_rotated", actor, subject=client.client_id, client_id=client.client_id
-    )
+    _audit("admin.client.secret_rotated", who, subject=client.client_id, client_id=client.client_id)
     db.session.commit()
     return secret
 
 
 def set_client_active(client: Client, active: bool, *, actor: Actor | None = None) -> None:
-    """Enable or disable a client; disabling also revokes every grant (token family) it holds."""
+    """Enable or disable a client; disabling revokes every grant (token family) it holds and
+    every access token issued to it so far (`tokens_not_before`)."""
+    who = _who(actor)
+    clients.require_may_manage(who, client)
     client.is_active = bool(active)
     if not active:
+        client.tokens_not_before = precise_utcnow()
         _revoke_client_grants(client)
     _audit(
         "admin.client.enabled" if active else "admin.client.disabled",
-        actor,
+        who,
         subject=client.client_id,
         client_id=client.client_id,
     )
@@ -366,11 +361,13 @@ def set_client_active(client: Client, active: bool, *, actor: Actor | None = Non
 
 def delete_client(client: Client, *, actor: Actor | None = None) -> None:
     """Delete a client after revoking its tokens; codes, grants and consents go with it."""
+    who = _who(actor)
+    clients.require_may_manage(who, client)
     client_id = client.client_id
     _revoke_client_grants(client)
     _audit(
         "admin.client.deleted",
-        actor,
+        who,
         subject=client_id,
         client_id=client_id,
         details={"name": client.name},
@@ -418,7 +415,8 @@ def rotate_signing_keys(alg: str | None = None, *, actor: Actor | None = None) -
     except ValueError as exc:
         raise AdminError(str(exc)) from None
     kids = [row.kid for row in rows]
-    _audit("admin.keys.rotated", actor, subject=",".join(kids), details={"alg": alg, "kids": kids})
+    details = {"alg": alg, "kids": kids}
+    _audit("admin.keys.rotated", _who(actor), subject=",".join(kids), details=details)
     db.session.commit()
     return kids
 
@@ -428,7 +426,7 @@ def rotate_signing_keys(alg: str | None = None, *, actor: Actor | None = None) -
 
 def _audit(
     event: str,
-    actor: Actor | None,
+    who: Actor,
     *,
     subject: str | None = None,
     client_id: str | None = None,
@@ -437,7 +435,6 @@ def _audit(
     """Add the audit event of an admin action to the session (the caller commits)."""
     from ..audit import record
 
-    who = actor or _request_actor()
     record(
         event,
         actor=who.id,
@@ -446,19 +443,6 @@ def _audit(
         client_id=client_id,
         details=details or {},
     )
-
-
-def _request_actor() -> Actor:
-    """The actor of this request: what the API set on g.admin_actor, else the signed-in person."""
-    if not has_request_context():
-        return SYSTEM
-    actor = g.get("admin_actor")
-    if isinstance(actor, Actor):
-        return actor
-    from ..sessions.services import current_user
-
-    user = current_user()
-    return Actor.person(user) if user is not None else SYSTEM
 
 
 def _escape_like(text: str) -> str:

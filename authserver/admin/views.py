@@ -3,7 +3,10 @@
 Each view names the permission it needs (`require_permission`). People without it get
 403; signed-out people go to the sign-in page; a sign-in older than
 `config.admin_reauth_after` seconds must be repeated (re-authentication) before any
-admin page opens. Views parse the form, call admin.services, and render.
+admin page opens. Views parse the form, call admin.services or roles.services with the
+signed-in person as the actor, and render. The services refuse a change above the
+person's ceiling (roles.ceiling): the form shows why (422), or a 403 page does. Forms
+offer only the roles and permissions the person may give.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from flask.typing import ResponseReturnValue
 
 from ..accounts.models import User
 from ..clients.models import Client
+from ..roles import ceiling
+from ..roles import services as role_services
+from ..roles.ceiling import Actor, PrivilegeError
+from ..roles.permissions import PERMISSIONS
 from ..sessions.services import auth_age_seconds, current_session
 from . import services
 from .forms import (
@@ -44,7 +51,6 @@ from .forms import (
     UserRolesForm,
     lines,
 )
-from .permissions import PERMISSIONS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -79,7 +85,7 @@ def require_permission(permission: str | None) -> Callable[[View], View]:
             if auth_age_seconds(login_session) > max_age:
                 return redirect(url_for("accounts.login", reauth=1, next=_return_path()))
             g.admin_user = user
-            g.admin_actor = services.Actor.person(user)
+            g.admin_actor = Actor.person(user)
             return view(*args, **kwargs)
 
         return wrapper
@@ -101,11 +107,48 @@ def never_store(response: Response) -> Response:
     return response
 
 
+@bp.teardown_request
+def forget_admin(_error: BaseException | None) -> None:
+    """The person acting belongs to one request only (g can outlive it, as in tests)."""
+    g.pop("admin_user", None)
+    g.pop("admin_actor", None)
+
+
+@bp.errorhandler(PrivilegeError)
+def above_ceiling(error: PrivilegeError) -> ResponseReturnValue:
+    """A change above the person's ceiling that no form shows: a 403 page saying why."""
+    page = render_template(
+        "errors/error.html",
+        title="Forbidden",
+        message=_sentence(str(error)),
+        status=403,
+        error="forbidden",
+    )
+    return page, 403
+
+
+def _actor() -> Actor:
+    """The signed-in person acting in this request (set by `require_permission`)."""
+    actor: Actor = g.admin_actor
+    return actor
+
+
+def _sentence(text: str) -> str:
+    """A service message as a sentence for a page."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
+
+
 @bp.context_processor
 def console_helpers() -> dict[str, Any]:
     """`can(permission)` for templates: show write buttons only to those who may use them."""
     user = g.get("admin_user")
     return {"can": lambda permission: services.can_person(user, permission)}
+
+
+def _grantable_role_names() -> list[str]:
+    """The names of the roles the signed-in person may give."""
+    return [role.name for role in services.grantable_roles(_actor())]
 
 
 def _user_or_404(sub: str) -> User:
@@ -180,7 +223,10 @@ def create_user() -> ResponseReturnValue:
                 form.password.data or None,
                 form.roles.data or [],
                 send_reset=form.send_reset.data,
+                actor=_actor(),
             )
+        except PrivilegeError as error:
+            errors["roles"] = _sentence(str(error))
         except services.AdminError as error:
             errors["email"] = str(error)
         else:
@@ -188,7 +234,13 @@ def create_user() -> ResponseReturnValue:
             return redirect(url_for("admin.user", sub=user.sub))
     errors = errors or _field_errors(form)
     status = INVALID_FORM_STATUS if errors else 200
-    page = render_template("admin/user_new.html", section="users", form=form, errors=errors)
+    page = render_template(
+        "admin/user_new.html",
+        section="users",
+        form=form,
+        errors=errors,
+        grantable=_grantable_role_names(),
+    )
     return page, status
 
 
@@ -197,9 +249,7 @@ def create_user() -> ResponseReturnValue:
 def user(sub: str) -> ResponseReturnValue:
     """One person: status, roles, and what an admin can do for them."""
     person = _user_or_404(sub)
-    return render_template(
-        "admin/user.html", section="users", person=person, roles=_all_roles(), error=None
-    )
+    return _user_page(person, None), 200
 
 
 @bp.post("/users/<sub>/active")
@@ -213,7 +263,7 @@ def set_user_active(sub: str) -> ResponseReturnValue:
     active = form.active.data == "1"
     return _user_action(
         person,
-        lambda: services.set_user_active(person, active),
+        lambda: services.set_user_active(person, active, actor=_actor()),
         f"{person.email} is {'enabled' if active else 'disabled'}.",
     )
 
@@ -224,7 +274,9 @@ def verify_email(sub: str) -> ResponseReturnValue:
     """Mark the person's e-mail address as verified."""
     person = _user_or_404(sub)
     return _user_action(
-        person, lambda: services.mark_email_verified(person), f"{person.email} is verified."
+        person,
+        lambda: services.mark_email_verified(person, actor=_actor()),
+        f"{person.email} is verified.",
     )
 
 
@@ -235,7 +287,7 @@ def send_reset(sub: str) -> ResponseReturnValue:
     person = _user_or_404(sub)
     return _user_action(
         person,
-        lambda: services.send_password_reset(person),
+        lambda: services.send_password_reset(person, actor=_actor()),
         f"A password reset link was sent to {person.email}.",
     )
 
@@ -251,7 +303,7 @@ def set_roles(sub: str) -> ResponseReturnValue:
         abort(400)
     return _user_action(
         person,
-        lambda: services.set_user_roles(person, form.roles.data or []),
+        lambda: services.set_user_roles(person, form.roles.data or [], actor=_actor()),
         f"Roles of {person.email} saved.",
     )
 
@@ -263,29 +315,43 @@ def sign_out_everywhere(sub: str) -> ResponseReturnValue:
     person = _user_or_404(sub)
     return _user_action(
         person,
-        lambda: services.sign_out_everywhere(person),
+        lambda: services.sign_out_everywhere(person, actor=_actor()),
         f"{person.email} is signed out everywhere.",
     )
 
 
 def _user_action(person: User, action: Callable[[], object], done: str) -> ResponseReturnValue:
-    """Run an action on a person (CSRFProtect has checked the form); back to their page."""
+    """Run an action on a person (CSRFProtect has checked the form); back to their page.
+
+    Refused by the rules of the data: 409; above the actor's ceiling: 403; both shown on
+    the person's page.
+    """
     try:
         action()
+    except PrivilegeError as error:
+        return _user_page(person, _sentence(str(error))), 403
     except services.AdminError as error:
-        page = render_template(
-            "admin/user.html", section="users", person=person, roles=_all_roles(), error=str(error)
-        )
-        return page, 409
+        return _user_page(person, str(error)), 409
     flash(done)
     return redirect(url_for("admin.user", sub=person.sub))
 
 
+def _user_page(person: User, error: str | None) -> str:
+    """A person's page; write buttons only for what the signed-in person may do to them."""
+    return render_template(
+        "admin/user.html",
+        section="users",
+        person=person,
+        roles=_all_roles(),
+        grantable=_grantable_role_names(),
+        may_act=services.may_act_on_person(_actor(), person),
+        error=error,
+    )
+
+
 def _all_roles() -> list[Any]:
     """Every role, by name."""
-    from . import roles
-
-    return list(roles.list_roles())
+    return list(role_services.list_roles())
 
 
 # Clients
@@ -305,6 +371,7 @@ def clients() -> ResponseReturnValue:
 def create_client() -> ResponseReturnValue:
     """Register a client; a confidential client's secret is shown on the next page, once."""
     form = CreateClientForm()
+    form.offer_roles([role.name for role in _all_roles()])
     if request.method == "GET":
         form.grant_types.data = ["authorization_code", "refresh_token"]
         form.scope.data = "openid profile email"
@@ -312,18 +379,21 @@ def create_client() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             client, secret = services.create_client_as_admin(
+                actor=_actor(),
                 token_endpoint_auth_method=form.token_endpoint_auth_method.data,
                 **_client_metadata(form),
             )
-        except services.AdminError as error:
-            errors["form"] = str(error)
+        except (services.AdminError, PrivilegeError) as error:
+            errors["form"] = _sentence(str(error))
         else:
             return render_template(
                 "admin/client_secret.html", section="clients", client=client, secret=secret
             )
     errors = errors or _field_errors(form)
     status = INVALID_FORM_STATUS if errors else 200
-    page = render_template("admin/client_new.html", section="clients", form=form, errors=errors)
+    page = render_template(
+        "admin/client_new.html", section="clients", form=form, errors=errors, **_offers()
+    )
     return page, status
 
 
@@ -346,9 +416,7 @@ def client(client_id: str) -> ResponseReturnValue:
     """One client: its metadata, an edit form, and its actions."""
     target = _client_or_404(client_id)
     form = ClientForm(formdata=None, data=_client_form_data(target))
-    return render_template(
-        "admin/client.html", section="clients", client=target, form=form, errors={}
-    )
+    return _client_page(target, form, {})
 
 
 @bp.post("/clients/<client_id>")
@@ -357,20 +425,40 @@ def update_client(client_id: str) -> ResponseReturnValue:
     """Save changed metadata, checked by the same rules as registration."""
     target = _client_or_404(client_id)
     form = ClientForm()
+    form.offer_roles([role.name for role in _all_roles()])
     errors: dict[str, str] = {}
     if form.validate_on_submit():
         try:
-            services.update_client(target, **_client_metadata(form))
-        except services.AdminError as error:
-            errors["form"] = str(error)
+            services.update_client(target, actor=_actor(), **_client_metadata(form))
+        except (services.AdminError, PrivilegeError) as error:
+            errors["form"] = _sentence(str(error))
         else:
             flash(f"{target.name} was saved.")
             return redirect(url_for("admin.client", client_id=target.client_id))
     errors = errors or _field_errors(form)
-    page = render_template(
-        "admin/client.html", section="clients", client=target, form=form, errors=errors
+    return _client_page(target, form, errors), INVALID_FORM_STATUS
+
+
+def _client_page(target: Client, form: ClientForm, errors: dict[str, str]) -> str:
+    """A client's page; its forms and buttons only when the signed-in person may change it."""
+    return render_template(
+        "admin/client.html",
+        section="clients",
+        client=target,
+        form=form,
+        errors=errors,
+        may_manage=services.may_manage_client(_actor(), target),
+        **_offers(),
     )
-    return page, INVALID_FORM_STATUS
+
+
+def _offers() -> dict[str, Any]:
+    """What a client form offers the signed-in person: the roles they may give, and whether
+    they may make a client first-party (it then reads profiles, as users:read allows)."""
+    return {
+        "grantable": _grantable_role_names(),
+        "may_skip_consent": ceiling.within(_actor().power, ceiling.FIRST_PARTY_POWER),
+    }
 
 
 @bp.post("/clients/<client_id>/secret")
@@ -381,7 +469,7 @@ def rotate_secret(client_id: str) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        secret = services.rotate_client_secret(target)
+        secret = services.rotate_client_secret(target, actor=_actor())
     except services.AdminError as error:
         flash(str(error))
         return redirect(url_for("admin.client", client_id=target.client_id))
@@ -399,7 +487,7 @@ def set_client_active(client_id: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     active = form.active.data == "1"
-    services.set_client_active(target, active)
+    services.set_client_active(target, active, actor=_actor())
     flash(f"{target.name} is {'enabled' if active else 'disabled'}.")
     return redirect(url_for("admin.client", client_id=target.client_id))
 
@@ -412,7 +500,7 @@ def delete_client(client_id: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         name = target.name
-        services.delete_client(target)
+        services.delete_client(target, actor=_actor())
         flash(f"{name} was deleted.")
         return redirect(url_for("admin.clients"))
     return render_template("admin/client_delete.html", section="clients", client=target)
@@ -429,6 +517,8 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "web_origins": lines(form.web_origins.data),
         "resources": lines(form.resources.data),
         "skip_consent": bool(form.skip_consent.data),
+        "roles": form.roles.data or [],
+        "is_resource_server": bool(form.is_resource_server.data),
     }
 
 
@@ -443,6 +533,8 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "web_origins": "\n".join(target.web_origins),
         "resources": "\n".join(target.resources),
         "skip_consent": target.skip_consent,
+        "roles": target.role_names,
+        "is_resource_server": target.is_resource_server,
     }
 
 
@@ -459,9 +551,7 @@ def roles() -> ResponseReturnValue:
 @bp.route("/roles/new", methods=["GET", "POST"])
 @require_permission("roles:write")
 def create_role() -> ResponseReturnValue:
-    """Make a custom role from permissions of the catalogue."""
-    from . import roles as role_services
-
+    """Make a custom role from permissions of the catalogue the person holds."""
     form = RoleForm()
     errors: dict[str, str] = {}
     if form.validate_on_submit():
@@ -470,9 +560,10 @@ def create_role() -> ResponseReturnValue:
                 form.name.data,
                 description=form.description.data or "",
                 permissions=form.permissions.data or [],
+                actor=_actor(),
             )
-        except role_services.RoleError as error:
-            errors["form"] = str(error)
+        except (role_services.RoleError, PrivilegeError) as error:
+            errors["form"] = _sentence(str(error))
         else:
             flash(f"Role {role.name} created.")
             return redirect(url_for("admin.roles"))
@@ -483,8 +574,6 @@ def create_role() -> ResponseReturnValue:
 @require_permission("roles:read")
 def role(name: str) -> ResponseReturnValue:
     """One role; with roles:write, its description and (custom roles) permissions change."""
-    from . import roles as role_services
-
     target = role_services.get_role(name)
     if target is None:
         abort(404)
@@ -502,9 +591,10 @@ def role(name: str) -> ResponseReturnValue:
                 target,
                 description=form.description.data or "",
                 permissions=None if target.builtin else form.permissions.data or [],
+                actor=_actor(),
             )
-        except role_services.RoleError as error:
-            errors["form"] = str(error)
+        except (role_services.RoleError, PrivilegeError) as error:
+            errors["form"] = _sentence(str(error))
         else:
             flash(f"Role {target.name} saved.")
             return redirect(url_for("admin.roles"))
@@ -515,26 +605,28 @@ def role(name: str) -> ResponseReturnValue:
 @require_permission("roles:write")
 def delete_role(name: str) -> ResponseReturnValue:
     """Ask for confirmation, then delete a custom role (people holding it lose it)."""
-    from . import roles as role_services
-
     target = role_services.get_role(name)
     if target is None:
         abort(404)
-    error = None
+    error, status = None, 200
     if ConfirmForm().validate_on_submit():
         try:
-            role_services.delete_role(target)
+            role_services.delete_role(target, actor=_actor())
+        except PrivilegeError as refused:
+            error, status = _sentence(str(refused)), 403
         except role_services.RoleError as refused:
-            error = str(refused)
+            error, status = str(refused), 409
         else:
             flash(f"Role {name} deleted.")
             return redirect(url_for("admin.roles"))
     page = render_template("admin/role_delete.html", section="roles", role=target, error=error)
-    return page, 409 if error else 200
+    return page, status
 
 
 def _role_page(form: RoleForm, target: Any, errors: dict[str, str]) -> ResponseReturnValue:
-    """The create or edit form of a role, with errors next to the fields."""
+    """The create or edit form of a role, with errors next to the fields; only the
+    permissions the person holds are offered, and a role holding more is shown read-only."""
+    power = _actor().power
     page = render_template(
         "admin/role_form.html",
         section="roles",
@@ -542,6 +634,8 @@ def _role_page(form: RoleForm, target: Any, errors: dict[str, str]) -> ResponseR
         role=target,
         errors=errors,
         catalogue=PERMISSIONS,
+        offered=[permission for permission in PERMISSIONS if ceiling.within(power, [permission])],
+        may_manage=target is None or ceiling.within(power, target.permissions or []),
     )
     return page, INVALID_FORM_STATUS if errors else 200
 
@@ -565,7 +659,7 @@ def rotate_keys() -> ResponseReturnValue:
     form = RotateKeysForm()
     if not form.validate_on_submit():
         abort(400)
-    kids = services.rotate_signing_keys(form.alg.data or None)
+    kids = services.rotate_signing_keys(form.alg.data or None, actor=_actor())
     flash(f"New signing keys: {', '.join(kids)}.")
     return redirect(url_for("admin.keys"))
 

@@ -9,7 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from ..clients.models import AUTH_METHODS, GRANT_TYPES
-from ..clients.services import ClientError, client_metadata, create_client, list_clients
+from ..clients.services import client_metadata, list_clients
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -41,6 +41,17 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
 )
 @click.option("--skip-consent", is_flag=True, help="First-party client: no consent page.")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default=None)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="A role the client holds (what its tokens may do at the admin API); repeatable.",
+)
+@click.option(
+    "--resource-server",
+    is_flag=True,
+    help="May introspect access tokens issued to other clients (RFC 7662).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -53,11 +64,16 @@ def create_client_command(
     web_origins: tuple[str, ...],
     skip_consent: bool,
     id_token_alg: str | None,
+    roles: tuple[str, ...],
+    resource_server: bool,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
+    from ..admin.services import AdminError, create_client_as_admin
+
     try:
-        client, secret = create_client(
+        client, secret = create_client_as_admin(
+            actor=cli_actor(),
             name=name,
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_redirect_uris,
@@ -68,9 +84,11 @@ def create_client_command(
             web_origins=web_origins,
             skip_consent=skip_consent,
             id_token_signed_response_alg=id_token_alg,
+            roles=roles,
+            is_resource_server=resource_server,
         )
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from None
+    except AdminError as exc:
+        fail(str(exc))
     registered = _with_secret(client_metadata(client), secret)
     if as_json:
         click.echo(json.dumps(registered, indent=2))

@@ -30,7 +30,7 @@ def _describe(role: Role) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
 def list_roles_command(as_json: bool) -> None:
     """List the roles, built-in ones first."""
-    from ..admin.roles import list_roles
+    from ..roles.services import list_roles
 
     roles = [_describe(role) for role in list_roles()]
     if as_json:
@@ -79,8 +79,8 @@ def role_holders(role: Role) -> list[str]:
 @click.option("--description", default="", help="What the role is for.")
 def create_role_command(name: str, permissions: tuple[str, ...], description: str) -> None:
     """Create a custom role with permissions from the catalogue."""
-    from ..admin.permissions import PERMISSIONS
-    from ..admin.roles import RoleError, create_role
+    from ..roles.permissions import PERMISSIONS
+    from ..roles.services import RoleError, create_role
 
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
@@ -100,7 +100,7 @@ def create_role_command(name: str, permissions: tuple[str, ...], description: st
 @click.argument("name")
 def delete_role_command(name: str) -> None:
     """Delete a custom role; people holding it lose it. Built-in roles stay."""
-    from ..admin.roles import RoleError, delete_role
+    from ..roles.services import RoleError, delete_role
 
     role = find_role(name)
     try:

@@ -46,17 +46,17 @@ def create_user_command(
     email: str, password: str | None, password_stdin: bool, name: str, roles: tuple[str, ...]
 ) -> None:
     """Create a user whose e-mail address counts as verified."""
-    from ..accounts.services import AccountError, create_user
+    from ..admin.services import AdminError, create_user_as_admin
 
     secret = _read_password(password, password_stdin)
     if not secret:
         raise click.UsageError("the password must not be empty")
     try:
-        user = create_user(
-            email, password=secret, name=name, roles=list(roles), email_verified=True
+        user = create_user_as_admin(
+            email, name, secret, list(roles), email_verified=True, actor=cli_actor()
         )
-    except AccountError as exc:
-        raise click.ClickException(str(exc)) from None
+    except AdminError as exc:
+        fail(str(exc))
     roles_text = ", ".join(user.role_names) or "no roles"
     click.echo(f"Created user {user.email} (sub {user.sub}; {roles_text}).")
 
@@ -161,7 +161,7 @@ def set_password_command(email: str, password: str | None, password_stdin: bool)
 @click.argument("role")
 def add_role_command(email: str, role: str) -> None:
     """Give a person an existing role."""
-    from ..admin.roles import RoleError, assign_role
+    from ..roles.services import RoleError, assign_role
 
     user = find_user(email)
     if role in user.role_names:
@@ -179,7 +179,7 @@ def add_role_command(email: str, role: str) -> None:
 @click.argument("role")
 def remove_role_command(email: str, role: str) -> None:
     """Take a role from a person (the last active admin keeps admin)."""
-    from ..admin.roles import RoleError, remove_role
+    from ..roles.services import RoleError, remove_role
 
     user = find_user(email)
     find_role(role)

@@ -11,6 +11,11 @@ validate metadata by their own rules instead of `clients.services`, and read bac
 stored client secret, which we never keep. The metadata rules here are the ones the
 CLI and the admin console use (`clients.services`), so every path refuses the same
 values with the same messages.
+
+The policy that registers these clients holds no permission (`roles.ceiling`
+DYNAMIC_REGISTRATION): no roles, never first-party, no `admin` scope, and no `org:`
+scope for a client's own (client_credentials) tokens. RFC 7592 updates go through the
+same ceiling, and a client given more since (by an admin) is no longer changed here.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..extensions import db, utcnow
+from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
 from . import services
 from .cache import invalidate_client_cache
 from .models import Client, InitialAccessToken
@@ -112,8 +118,10 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     _consume_initial_token(initial)
     try:
         # create_client commits, storing the consumed initial token with the client.
-        client, secret = create_client(name=name or UNNAMED, skip_consent=False, **requested)
-    except ClientError as exc:
+        client, secret = create_client(
+            actor=DYNAMIC_REGISTRATION, name=name or UNNAMED, skip_consent=False, **requested
+        )
+    except (ClientError, PrivilegeError) as exc:
         db.session.rollback()  # the initial access token stays unused
         raise metadata_error(exc) from None
     if name is None:
@@ -180,6 +188,7 @@ def read_client(client_id: str, registration_token: str | None) -> dict[str, Any
 def update_client(client_id: str, registration_token: str | None, metadata: Any) -> dict[str, Any]:
     """RFC 7592 section 2.2: replace the metadata; a new registration access token is issued."""
     client = authorized_client(client_id, registration_token)
+    _check_may_manage(client)
     _check_update_request(client, metadata)
     requested = requested_metadata(metadata)
     if requested["token_endpoint_auth_method"] != client.token_endpoint_auth_method:
@@ -188,7 +197,14 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
         )
     try:
         changes = _validated_changes(client, requested)
-    except ClientError as exc:
+        services.require_may_hold(
+            DYNAMIC_REGISTRATION,
+            list(client.roles),
+            bool(client.skip_consent),
+            changes["grant_types"],
+            changes["scope"],
+        )
+    except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
     changed = sorted(key for key, value in changes.items() if getattr(client, key) != value)
     for key in changed:
@@ -209,6 +225,7 @@ def delete_client(client_id: str, registration_token: str | None) -> None:
     CASCADE), and an access token whose grant is gone counts as revoked (oauth.tokens).
     """
     client = authorized_client(client_id, registration_token)
+    _check_may_manage(client)
     _audit("client.deleted", client, {"name": client.name})
     db.session.delete(client)
     db.session.commit()
@@ -230,6 +247,20 @@ def authorized_client(client_id: str, registration_token: str | None) -> Client:
     if client is None or expected is None or not matches:
         raise unauthorized("the registration access token is invalid")
     return client
+
+
+def _check_may_manage(client: Client) -> None:
+    """RFC 7592 sections 2.2 and 2.3: 403 for a client holding more than the registration
+    policy (an admin gave it roles or made it first-party): only an admin changes it now."""
+    try:
+        services.require_may_manage(DYNAMIC_REGISTRATION, client)
+    except PrivilegeError:
+        raise RegistrationError(
+            403,
+            "access_denied",
+            "this client was given more than self-service registration allows; "
+            "an administrator manages it",
+        ) from None
 
 
 def _check_update_request(client: Client, metadata: Any) -> None:
@@ -357,7 +388,7 @@ def _string(metadata: dict[str, Any], name: str, default: str | None) -> str | N
     return value
 
 
-def metadata_error(exc: ClientError) -> RegistrationError:
+def metadata_error(exc: ValueError) -> RegistrationError:
     """RFC 7591 section 3.2.2: invalid_redirect_uri for redirection URIs, else metadata."""
     message = str(exc)
     # clients.services names the offending field first ("redirect_uri 'http://...' must ...").

@@ -2,7 +2,9 @@
 
 Metadata names follow RFC 7591 (OAuth 2.0 Dynamic Client Registration). Every
 rule is checked here, once, so the CLI, the admin console and any future
-registration endpoint refuse the same things with the same messages.
+registration endpoint refuse the same things with the same messages. Every change
+names its `actor` and goes through the privilege ceiling (`roles.ceiling`): a client
+is never given, nor changed by, more than the actor holds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
 
-from ..extensions import db
+from ..accounts.models import Role
+from ..accounts.services import get_user_by_sub
+from ..extensions import db, precise_utcnow
+from ..orgs.services import member_slugs
+from ..roles import ceiling
+from ..roles.ceiling import Actor
+from ..roles.services import RoleError, find_roles
 from .models import AUTH_METHODS, GRANT_TYPES, Client
 
 logger = logging.getLogger(__name__)
@@ -44,6 +52,7 @@ def hash_secret(secret: str) -> str:
 
 def create_client(
     *,
+    actor: Actor,
     name: str,
     redirect_uris: Iterable[str] = (),
     post_logout_redirect_uris: Iterable[str] = (),
@@ -54,14 +63,23 @@ def create_client(
     web_origins: Iterable[str] = (),
     skip_consent: bool = False,
     id_token_signed_response_alg: str | None = None,
+    roles: Iterable[str] = (),
+    is_resource_server: bool = False,
 ) -> tuple[Client, str | None]:
-    """Validate the metadata and register a client; returns it and its secret (None if public)."""
+    """Validate the metadata and register a client; returns it and its secret (None if public).
+
+    Its roles, first-party status and own-token scopes must lie within what the actor
+    could hold itself (roles.ceiling; PrivilegeError otherwise).
+    """
     name = _check_name(name)
     grants = _check_grant_types(grant_types)
     auth_method = _check_auth_method(token_endpoint_auth_method, grants)
     redirects = _check_redirect_uris(redirect_uris, "redirect_uri")
     if "authorization_code" in grants and not redirects:
         raise ClientError("the authorization_code grant needs at least one redirect URI")
+    checked_scope = _check_scope(scope)
+    held = _check_roles(roles)
+    require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
     client = Client(
         client_id=new_client_id(),
         name=name,
@@ -71,13 +89,15 @@ def create_client(
         ),
         grant_types=grants,
         response_types=["code"] if "authorization_code" in grants else [],
-        scope=_check_scope(scope),
+        scope=checked_scope,
         token_endpoint_auth_method=auth_method,
         id_token_signed_response_alg=_check_id_token_alg(id_token_signed_response_alg),
         resources=_check_resources(resources),
         web_origins=_check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
+        is_resource_server=bool(is_resource_server),
     )
+    client.roles = held
     secret = None if auth_method == PUBLIC else secrets.token_urlsafe(32)
     client.client_secret_hash = None if secret is None else hash_secret(secret)
     db.session.add(client)
@@ -87,16 +107,115 @@ def create_client(
     return client, secret
 
 
-def rotate_secret(client: Client) -> str:
-    """Give a confidential client a new secret; the old one stops working at once."""
+def update_client(
+    client: Client,
+    *,
+    actor: Actor,
+    name: str | None = None,
+    redirect_uris: Iterable[str] | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
+    grant_types: Iterable[str] | None = None,
+    scope: str | None = None,
+    skip_consent: bool | None = None,
+    web_origins: Iterable[str] | None = None,
+    resources: Iterable[str] | None = None,
+    roles: Iterable[str] | None = None,
+    is_resource_server: bool | None = None,
+) -> list[str]:
+    """Change the given metadata (None = keep) by the rules of `create_client`; returns the
+    names of the fields that changed. The caller commits (and drops the cached snapshot).
+
+    The actor must hold the client as it is and as it will be (PrivilegeError).
+    """
+    require_may_manage(actor, client)
+    grants = _check_grant_types(grant_types if grant_types is not None else client.grant_types)
+    _check_auth_method(client.token_endpoint_auth_method, grants)
+    redirects = _check_redirect_uris(
+        redirect_uris if redirect_uris is not None else client.redirect_uris, "redirect_uri"
+    )
+    if "authorization_code" in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    changes: dict[str, Any] = {
+        "grant_types": grants,
+        "response_types": ["code"] if "authorization_code" in grants else [],
+        "redirect_uris": redirects,
+        "scope": _check_scope(scope) if scope is not None else client.scope,
+        "skip_consent": client.skip_consent if skip_consent is None else bool(skip_consent),
+    }
+    if name is not None:
+        changes["name"] = _check_name(name)
+    if post_logout_redirect_uris is not None:
+        changes["post_logout_redirect_uris"] = _check_redirect_uris(
+            post_logout_redirect_uris, "post_logout_redirect_uri"
+        )
+    if web_origins is not None:
+        changes["web_origins"] = _check_web_origins(web_origins)
+    if resources is not None:
+        changes["resources"] = _check_resources(resources)
+    if is_resource_server is not None:
+        changes["is_resource_server"] = bool(is_resource_server)
+    held = _check_roles(roles) if roles is not None else list(client.roles)
+    require_may_hold(actor, held, changes["skip_consent"], grants, changes["scope"])
+    changed = sorted(key for key, value in changes.items() if getattr(client, key) != value)
+    for key in changed:
+        setattr(client, key, changes[key])
+    if {role.name for role in held} != set(client.role_names):
+        client.roles = held
+        changed.append("roles")
+    return changed
+
+
+def rotate_secret(client: Client, *, actor: Actor) -> str:
+    """Give a confidential client a new secret; the old one, and every access token issued
+    before now (`tokens_not_before`), stop working at once."""
+    require_may_manage(actor, client)
     if client.token_endpoint_auth_method == PUBLIC:
         raise ClientError("a public client (token_endpoint_auth_method none) has no secret")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = hash_secret(secret)
+    client.tokens_not_before = precise_utcnow()
     db.session.commit()
     _changed(client)
     logger.info("client secret rotated: client_id=%s", client.client_id)
     return secret
+
+
+def require_may_manage(actor: Actor, client: Client) -> None:
+    """Any write to an existing client needs all it holds (roles.ceiling); PrivilegeError."""
+    grants, scope = list(client.grant_types or []), client.scope or ""
+    ceiling.require_may_manage_client(actor, client, _memberships(actor, grants, scope))
+
+
+def require_may_hold(
+    actor: Actor, roles: list[Role], skip_consent: bool, grant_types: list[str], scope: str
+) -> None:
+    """A client with these roles, first-party status and own-token scopes lies within the actor."""
+    ceiling.require_may_hold_client(
+        actor,
+        _memberships(actor, grant_types, scope),
+        roles=roles,
+        skip_consent=skip_consent,
+        grant_types=grant_types,
+        scope=scope,
+    )
+
+
+def _memberships(actor: Actor, grant_types: list[str], scope: str) -> frozenset[str]:
+    """The slugs of a person actor's organizations, read only when the decision needs them."""
+    if actor.type != "user" or not actor.id:
+        return frozenset()
+    if not ceiling.needs_memberships(actor, grant_types, scope):
+        return frozenset()
+    user = get_user_by_sub(actor.id)
+    return frozenset(member_slugs(user)) if user is not None else frozenset()
+
+
+def _check_roles(names: Iterable[str]) -> list[Role]:
+    """The existing roles with these names (a client holds roles as a person does)."""
+    try:
+        return find_roles(names)
+    except RoleError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def list_clients() -> list[Client]:
@@ -125,6 +244,9 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "web_origins": list(client.web_origins),
         "skip_consent": client.skip_consent,
         "is_active": client.is_active,
+        "roles": client.role_names,
+        # RFC 7662 section 4: may introspect access tokens issued to other clients.
+        "is_resource_server": client.is_resource_server,
     }
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg

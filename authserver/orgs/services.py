@@ -22,13 +22,16 @@ from sqlalchemy import func, select, update
 
 from ..accounts.models import Role, User
 from ..accounts.services import is_valid_email, normalize_email
-from ..admin.permissions import allows
 from ..extensions import db, utcnow
+from ..roles import ceiling
+from ..roles.ceiling import Actor, Power
+from ..roles.permissions import allows
 from .models import Invitation, Membership, Organization
 
-ORG_ADMIN = "admin"
-ORG_SCOPE_PREFIX = "org:"
+ORG_ADMIN = ceiling.ORG_ADMIN_ROLE
+ORG_SCOPE_PREFIX = ceiling.ORG_SCOPE_PREFIX
 INVITATION_TTL = timedelta(days=7)
+UNVERIFIED_INVITEE = "confirm your e-mail address first, then open the invitation again"
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 MAX_NAME_LENGTH = 200
 # Paths under /orgs/ that are pages, not organizations.
@@ -46,19 +49,32 @@ class OrgError(ValueError):
 
 def can_create_organizations(user: User | None) -> bool:
     """Server admins: the global `admin` role or the `orgs:write` permission."""
-    return user is not None and user.is_active and allows(_permissions(user), "orgs:write")
+    return allows(ceiling.power_of_person(user), ceiling.ORGS_WRITE)
 
 
 def can_manage(user: User | None, organization: Organization) -> bool:
     """Server admins, and the organization's own admins."""
-    if can_create_organizations(user):
-        return True
-    found = membership(organization, user) if user is not None else None
-    return found is not None and found.role.name == ORG_ADMIN
+    return user is not None and bool(org_power(Actor.person(user), organization))
 
 
-def _permissions(user: User) -> set[str]:
-    return {permission for role in user.roles for permission in (role.permissions or [])}
+def org_power(actor: Actor, organization: Organization) -> Power:
+    """The organization roles the actor may hand out there (roles.ceiling.org_power)."""
+    role = None
+    if actor.type == "user" and actor.id and not allows(actor.power, ceiling.ORGS_WRITE):
+        found = db.session.scalar(
+            select(Membership)
+            .join(User, Membership.user_id == User.id)
+            .where(Membership.organization_id == organization.id, User.sub == actor.id)
+        )
+        role = found.role.name if found is not None else None
+    return ceiling.org_power(actor.power, role)
+
+
+def require_manager(actor: Actor | None, organization: Organization) -> Actor:
+    """The actor (of the request when None), if it may manage the organization's members."""
+    who = actor or ceiling.current_actor()
+    ceiling.require_org_manager(org_power(who, organization))
+    return who
 
 
 # Organizations
@@ -72,9 +88,14 @@ def slugify(name: str) -> str:
 
 
 def create_organization(
-    name: str, *, slug: str | None = None, owner: User | None = None, actor: Any = None
+    name: str, *, slug: str | None = None, owner: User | None = None, actor: Actor | None = None
 ) -> Organization:
-    """A new organization; `owner` becomes its first admin. The slug is derived when not given."""
+    """A new organization; `owner` becomes its first admin. The slug is derived when not given.
+
+    Only holders of orgs:write create organizations.
+    """
+    actor = actor or ceiling.current_actor()
+    ceiling.require_within(actor.power, [ceiling.ORGS_WRITE], "create organizations without")
     cleaned = " ".join((name or "").split())
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH:
         raise OrgError(f"the name must have 1 to {MAX_NAME_LENGTH} characters")
@@ -171,9 +192,10 @@ def get_membership(organization: Organization, membership_id: int) -> Membership
 
 
 def add_member(
-    organization: Organization, user: User, role_name: str, *, actor: Any = None
+    organization: Organization, user: User, role_name: str, *, actor: Actor | None = None
 ) -> Membership:
     """Make the person a member with this role (or change the role they hold)."""
+    actor = require_manager(actor, organization)
     role = _role(role_name)
     found = membership(organization, user)
     if found is not None:
@@ -185,8 +207,11 @@ def add_member(
     return found
 
 
-def change_member_role(found: Membership, role_name: str, *, actor: Any = None) -> Membership:
+def change_member_role(
+    found: Membership, role_name: str, *, actor: Actor | None = None
+) -> Membership:
     """Give a member another role; the last admin of an organization stays admin."""
+    actor = require_manager(actor, found.organization)
     role = _role(role_name)
     if found.role.name == ORG_ADMIN and role.name != ORG_ADMIN:
         _keep_an_admin(found)
@@ -203,8 +228,9 @@ def change_member_role(found: Membership, role_name: str, *, actor: Any = None) 
     return found
 
 
-def remove_member(found: Membership, *, actor: Any = None) -> None:
+def remove_member(found: Membership, *, actor: Actor | None = None) -> None:
     """End a membership; the last admin of an organization cannot be removed."""
+    actor = require_manager(actor, found.organization)
     if found.role.name == ORG_ADMIN:
         _keep_an_admin(found)
     _audit("org.member.removed", actor, found.organization.slug, {"user": found.user.sub})
@@ -251,6 +277,7 @@ def invite(
     actor: Any = None,
 ) -> Invitation:
     """E-mail an invitation link; an earlier pending invitation of the address is revoked."""
+    actor = require_manager(actor, organization)
     from ..accounts.registration import absolute_url, describe_duration
     from ..mail import send_mail
 
@@ -281,16 +308,18 @@ def invite(
     )
     db.session.add(invitation)
     _audit("org.invitation.sent", actor, organization.slug, {"email": address, "role": role.name})
-    db.session.commit()
+    # Queued in the outbox before the commit, so the invitation and its mail are stored together.
     send_mail(
         "org_invitation",
         address,
+        account=invited_by.sub if invited_by is not None else None,
         organization_name=organization.name,
         role=role.name,
         inviter=(invited_by.name or invited_by.email) if invited_by is not None else "",
         link=absolute_url("orgs.invitation", token=token),
         valid_for=describe_duration(int(INVITATION_TTL.total_seconds())),
     )
+    db.session.commit()
     return invitation
 
 
@@ -347,14 +376,17 @@ def invitation_organization(invitation: Invitation) -> Organization:
 def accept_invitation(token: str, user: User) -> Membership:
     """Join the organization as the invited person; the link works once.
 
-    Only the person whose e-mail address was invited may accept: the link alone could
-    have been forwarded.
+    Only the person whose e-mail address was invited may accept, and only once that
+    address is verified: the link alone could have been forwarded, and anyone can sign
+    up with any address (an unverified account proves nothing about the mailbox).
     """
     invitation = find_invitation(token)
     if invitation is None:
         raise OrgError("this invitation is not valid any more")
     if normalize_email(user.email) != invitation.email:
         raise OrgError("this invitation is for another e-mail address")
+    if not user.email_verified:
+        raise OrgError(UNVERIFIED_INVITEE)
     accepted = db.session.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None))
@@ -376,8 +408,27 @@ def accept_invitation(token: str, user: User) -> Membership:
     return found
 
 
-def revoke_invitation(invitation: Invitation, *, actor: Any = None) -> None:
+def revoke_invitations_to(address: str) -> int:
+    """Void every pending invitation to `address` (not committed); how many there were.
+
+    Called by accounts when a password change or reset ends what an unverified holder
+    of the address may have set in motion (accounts.registration.cancel_account_links).
+    """
+    result = db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.email == normalize_email(address),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def revoke_invitation(invitation: Invitation, *, actor: Actor | None = None) -> None:
     """Make a pending invitation's link stop working."""
+    actor = require_manager(actor, invitation_organization(invitation))
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = utcnow()
     organization = invitation_organization(invitation)
@@ -426,10 +477,9 @@ def organization_claims(organization_id: int | None, user: User) -> dict[str, An
     return {"org_id": found.organization.slug, "org_roles": [found.role.name]}
 
 
-def _audit(event: str, actor: Any, subject: str, details: dict[str, Any]) -> None:
+def _audit(event: str, actor: Actor | None, subject: str, details: dict[str, Any]) -> None:
     """Add the audit event to the session (the caller commits)."""
-    from ..admin.services import _request_actor
     from ..audit import record
 
-    who = actor or _request_actor()
+    who = actor or ceiling.current_actor()
     record(event, actor=who.id, actor_type=who.type, subject=subject, details=details)

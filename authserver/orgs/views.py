@@ -15,7 +15,8 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..accounts.models import User
-from ..admin.roles import list_roles
+from ..roles.ceiling import Actor, PrivilegeError
+from ..roles.services import list_roles
 from ..sessions.services import current_user
 from . import services
 from .models import Organization
@@ -76,6 +77,19 @@ def managed(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseR
     return wrapper
 
 
+@bp.errorhandler(PrivilegeError)
+def above_ceiling(error: PrivilegeError) -> ResponseReturnValue:
+    """A change above the actor's standing in the organization (services enforce it too)."""
+    page = render_template(
+        "errors/error.html",
+        title="Forbidden",
+        message=_sentence(str(error)),
+        status=403,
+        error="forbidden",
+    )
+    return page, 403
+
+
 @bp.after_request
 def never_store(response: Response) -> Response:
     """These pages show members and e-mail addresses: no cache may keep them."""
@@ -108,7 +122,7 @@ def new(user: User) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             organization = services.create_organization(
-                form.name.data or "", slug=form.slug.data or None, owner=user
+                form.name.data or "", slug=form.slug.data or None, owner=user, actor=_actor(user)
             )
         except services.OrgError as exc:
             error = str(exc)
@@ -141,7 +155,7 @@ def change_role(user: User, organization: Organization, membership_id: int) -> R
     if not form.validate_on_submit():
         abort(400)
     try:
-        services.change_member_role(found, form.role.data or "")
+        services.change_member_role(found, form.role.data or "", actor=_actor(user))
     except services.OrgError as exc:
         flash(_sentence(str(exc)))
     else:
@@ -161,7 +175,7 @@ def remove(user: User, organization: Organization, membership_id: int) -> Respon
         abort(400)
     email = found.user.email
     try:
-        services.remove_member(found)
+        services.remove_member(found, actor=_actor(user))
     except services.OrgError as exc:
         flash(_sentence(str(exc)))
     else:
@@ -181,7 +195,11 @@ def invite(user: User, organization: Organization) -> ResponseReturnValue:
     else:
         try:
             services.invite(
-                organization, form.email.data or "", form.role.data or "", invited_by=user
+                organization,
+                form.email.data or "",
+                form.role.data or "",
+                invited_by=user,
+                actor=_actor(user),
             )
         except services.OrgError as exc:
             error = _sentence(str(exc))
@@ -201,7 +219,7 @@ def revoke(user: User, organization: Organization, invitation_id: int) -> Respon
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    services.revoke_invitation(invitation)
+    services.revoke_invitation(invitation, actor=_actor(user))
     flash(f"Revoked the invitation of {invitation.email}.")
     return _back(organization)
 
@@ -219,6 +237,9 @@ def invitation(user: User, token: str) -> ResponseReturnValue:
             "sent to.",
             403,
         )
+    if not user.email_verified:
+        # accept_invitation refuses too; said here before the person presses "Join".
+        return _invitation_error(_sentence(services.UNVERIFIED_INVITEE), 403)
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
@@ -280,6 +301,11 @@ def _invitation_error(message: str, status: int) -> ResponseReturnValue:
         ),
         status,
     )
+
+
+def _actor(user: User) -> Actor:
+    """The signed-in person acting on these pages, with their server-wide power."""
+    return Actor.person(user)
 
 
 def _back(organization: Organization) -> Response:

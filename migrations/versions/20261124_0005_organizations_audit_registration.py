@@ -11,7 +11,7 @@ from alembic import op
 
 # A snapshot of the roles table as this revision knows it; never import the models here.
 roles = sa.table("roles", sa.column("name", sa.String), sa.column("permissions", sa.JSON))
-# The viewer role now reads everything an admin console shows (authserver/admin/permissions.py).
+# The viewer role now reads everything an admin console shows (now authserver/roles/permissions.py).
 VIEWER_BEFORE = ["read"]
 VIEWER_AFTER = [
     "audit:read",

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from authserver.accounts.models import User
-from authserver.admin import roles
-from authserver.admin.permissions import PERMISSIONS
 from authserver.extensions import db
+from authserver.roles import services as roles
+from authserver.roles.permissions import PERMISSIONS
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.oauth_helpers import basic, exchange, get_code, pkce_pair, sign_in
 
@@ -33,7 +33,7 @@ def unique(prefix: str) -> str:
 
 @dataclass
 class AdminTool:
-    """A first-party client registered for the admin scope, used by people."""
+    """A client registered for the admin scope and holding the admin role, used by people."""
 
     client_id: str
     secret: str
@@ -61,6 +61,8 @@ def service_token(browser: FlaskClient, client_id: str, secret: str, **extra: st
 
 
 def make_service(scope: str = "admin", **extra: Any) -> tuple[str, str]:
+    """A client_credentials service; it holds the admin role unless `roles` says otherwise."""
+    extra.setdefault("roles", ["admin"])
     service, secret = make_client(
         name="Provisioner",
         redirect_uris=[],
@@ -82,7 +84,9 @@ def hold_only(email: str, permissions: list[str]) -> None:
 
 @pytest.fixture
 def tool(app: Flask) -> AdminTool:
-    client, secret = make_client(name="Admin tool", scope="openid offline_access admin")
+    client, secret = make_client(
+        name="Admin tool", scope="openid offline_access admin", roles=["admin"]
+    )
     assert secret is not None
     return AdminTool(client.client_id, secret)
 

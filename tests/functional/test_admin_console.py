@@ -48,7 +48,7 @@ def world(app: Flask) -> World:
         name="Back office", redirect_uris=(), grant_types=("client_credentials",), scope="api"
     )
     assert secret is not None
-    from authserver.admin import roles
+    from authserver.roles import services as roles
 
     roles.create_role("support", description="Help desk", permissions=["users:read"])
     return World(target.sub, client.client_id, secret, "support")
@@ -461,7 +461,7 @@ def test_custom_roles_are_created_edited_and_deleted(app: Flask, world: World) -
         {"name": "auditor", "description": "Log", "permissions": ["audit:read", "keys:read"]},
     )
     assert edited.status_code == 302
-    from authserver.admin import roles
+    from authserver.roles import services as roles
 
     role = roles.get_role("auditor")
     assert role is not None and role.permissions == ["audit:read", "keys:read"]

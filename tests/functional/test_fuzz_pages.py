@@ -112,7 +112,9 @@ def world(app: Flask) -> World:
     alice = make_user(PERSON)
     make_user(ADMIN, roles=["admin"])
     target = make_user(TARGET, name="Bob Builder")
-    tool, tool_secret = make_client(name="Admin tool", scope="openid offline_access admin")
+    tool, tool_secret = make_client(
+        name="Admin tool", scope="openid offline_access admin", roles=["admin"]
+    )
     assert tool_secret is not None
     admin_browser = app.test_client()
     sign_in(admin_browser, ADMIN)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from authserver import create_app
-from authserver.admin.permissions import BUILTIN_PERMISSIONS
+from authserver.roles.permissions import BUILTIN_PERMISSIONS
 from tests.conftest import app_overrides
 
 POSTGRES_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")

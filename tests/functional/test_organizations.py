@@ -246,7 +246,7 @@ def test_a_server_admin_creates_an_organization_and_manages_any(app: Flask) -> N
 
 
 def test_a_person_with_orgs_write_is_a_server_admin_for_organizations(app: Flask) -> None:
-    from authserver.admin.roles import create_role
+    from authserver.roles.services import create_role
 
     create_role("org-manager", permissions=["orgs:write"])
     make_user("carol@example.com", roles=["org-manager"])

@@ -13,10 +13,10 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from authserver.accounts.models import User
-from authserver.admin.roles import remove_role
 from authserver.oauth.services import limit_user_scope
 from authserver.orgs.models import Organization
 from authserver.orgs.services import add_member, create_organization
+from authserver.roles.services import create_role, remove_role
 from tests.factories import make_client, make_user
 from tests.oauth_helpers import (
     authorize_params,
@@ -66,15 +66,24 @@ def org(name: str, *members: tuple[User, str]) -> Organization:
 # Roles
 
 
-def test_roles_go_into_every_access_token_but_not_the_id_token_without_the_roles_scope(
+def test_without_the_roles_scope_no_token_carries_the_roles(
     app: Flask, client: FlaskClient
 ) -> None:
     make_user(roles=["developer"])
     sign_in(client)
     body = tokens(client, "openid profile")
-    assert claims_of(client, body["access_token"])["roles"] == ["developer"]
+    assert "roles" not in claims_of(client, body["access_token"])
     assert "roles" not in claims_of(client, body["id_token"])
     assert "roles" not in userinfo(client, body["access_token"])
+
+
+def test_with_the_roles_scope_the_access_token_carries_the_roles(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_user(roles=["developer"])
+    sign_in(client)
+    body = tokens(client, "openid roles")
+    assert claims_of(client, body["access_token"])["roles"] == ["developer"]
 
 
 def test_with_the_roles_scope_the_id_token_and_userinfo_carry_the_roles(
@@ -101,10 +110,10 @@ def test_the_roles_scope_releases_an_empty_list_for_a_person_without_roles(
 # The admin scope
 
 
-def test_admin_scope_is_dropped_silently_for_someone_without_the_admin_role(
+def test_admin_scope_is_dropped_silently_for_someone_without_staff_permissions(
     app: Flask, client: FlaskClient
 ) -> None:
-    make_user(roles=["developer"])
+    make_user()
     sign_in(client)
     body = tokens(client, "openid admin")
     # RFC 6749 section 3.3: fewer scopes than asked, and the response says which.
@@ -115,8 +124,8 @@ def test_admin_scope_is_dropped_silently_for_someone_without_the_admin_role(
 def test_admin_scope_is_granted_to_an_admin(app: Flask, client: FlaskClient) -> None:
     make_user(roles=["admin"])
     sign_in(client)
-    body = tokens(client, "openid admin")
-    assert body["scope"] == "openid admin"
+    body = tokens(client, "openid admin roles")
+    assert body["scope"] == "openid admin roles"
     assert claims_of(client, body["access_token"])["roles"] == ["admin"]
 
 
@@ -138,11 +147,12 @@ def test_consent_page_does_not_offer_a_scope_that_will_be_dropped(
 def test_a_refresh_drops_admin_once_the_person_lost_the_role(
     app: Flask, client: FlaskClient
 ) -> None:
-    user = make_user(roles=["admin", "viewer"])
+    create_role("member", permissions=[])  # a role that makes no one staff
+    user = make_user(roles=["admin", "member"])
     make_user("bob@example.com", roles=["admin"])  # not the last admin
     sign_in(client)
-    body = tokens(client, "offline_access admin")
-    assert body["scope"] == "offline_access admin"
+    body = tokens(client, "offline_access admin roles")
+    assert body["scope"] == "offline_access admin roles"
     remove_role(user, "admin")
     client_id, secret = body["client"]
     refreshed = client.post(
@@ -151,8 +161,8 @@ def test_a_refresh_drops_admin_once_the_person_lost_the_role(
         headers=basic(client_id, secret),
     )
     assert refreshed.status_code == 200, refreshed.text
-    assert refreshed.get_json()["scope"] == "offline_access"
-    assert claims_of(client, refreshed.get_json()["access_token"])["roles"] == ["viewer"]
+    assert refreshed.get_json()["scope"] == "offline_access roles"
+    assert claims_of(client, refreshed.get_json()["access_token"])["roles"] == ["member"]
 
 
 def test_a_service_gets_admin_only_when_registered_with_it(app: Flask, client: FlaskClient) -> None:
@@ -170,9 +180,12 @@ def test_a_service_gets_admin_only_when_registered_with_it(app: Flask, client: F
 
 
 def test_the_device_flow_applies_the_same_limit(app: Flask) -> None:
-    viewer = make_user(roles=["viewer"])
+    plain = make_user()
+    viewer = make_user("vera@example.com", roles=["viewer"])
     admin = make_user("root@example.com", roles=["admin"])
-    assert limit_user_scope(viewer, "openid admin profile") == "openid profile"
+    assert limit_user_scope(plain, "openid admin profile") == "openid profile"
+    # Any staff member may get the admin scope; the admin API then checks each permission.
+    assert limit_user_scope(viewer, "openid admin profile") == "openid admin profile"
     assert limit_user_scope(admin, "openid admin profile") == "openid admin profile"
 
 

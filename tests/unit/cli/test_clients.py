@@ -162,3 +162,27 @@ def test_list_shows_every_client_and_never_a_secret(app: Flask) -> None:
     clients = json.loads(listed)
     assert [c["client_id"] for c in clients] == [registered["client_id"]]
     assert "client_secret" not in clients[0]
+
+
+def test_a_service_is_given_roles_and_the_resource_server_flag(app: Flask) -> None:
+    code, stdout, _ = invoke(
+        app,
+        "clients", "create", "--name", "Provisioner", "--grant-type", "client_credentials",
+        "--scope", "admin", "--auth-method", "client_secret_basic", "--role", "developer",
+        "--role", "viewer", "--resource-server", "--json",
+    )  # fmt: skip
+
+    assert code == 0, stdout
+    registered = json.loads(stdout)
+    assert registered["roles"] == ["developer", "viewer"]
+    assert registered["is_resource_server"] is True
+    client = get_client(registered["client_id"])
+    assert client is not None and client.role_names == ["developer", "viewer"]
+
+
+def test_an_unknown_role_is_refused_and_nothing_is_registered(app: Flask) -> None:
+    code, _, stderr = invoke(app, *WEB_CLIENT, "--role", "wizard")
+
+    assert code == 1 and "no such role: wizard" in stderr
+    db.session.rollback()
+    assert db.session.query(Client).count() == 0

@@ -8,9 +8,9 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
 
-from authserver.admin.roles import get_role
 from authserver.audit.models import AuditEvent
 from authserver.extensions import db
+from authserver.roles.services import get_role
 from tests.factories import make_user
 
 

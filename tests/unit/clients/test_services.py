@@ -17,14 +17,16 @@ from authserver.clients.services import (
     hash_secret,
     list_clients,
     rotate_secret,
+    update_client,
 )
 from authserver.extensions import db
+from authserver.roles.ceiling import SYSTEM, Actor, PrivilegeError
 
 REDIRECT_URI = "https://rp.example.com/callback"
 
 
-def register(**changes: Any) -> tuple[Client, str | None]:
-    """A valid confidential web client, with some metadata changed."""
+def valid_metadata(**changes: Any) -> dict[str, Any]:
+    """A valid confidential web client's metadata, with some of it changed."""
     metadata: dict[str, Any] = {
         "name": "Example RP",
         "redirect_uris": [REDIRECT_URI],
@@ -33,7 +35,12 @@ def register(**changes: Any) -> tuple[Client, str | None]:
         "token_endpoint_auth_method": "client_secret_basic",
     }
     metadata.update(changes)
-    return create_client(**metadata)
+    return metadata
+
+
+def register(**changes: Any) -> tuple[Client, str | None]:
+    """A valid confidential web client, with some metadata changed, registered by the system."""
+    return create_client(actor=SYSTEM, **valid_metadata(**changes))
 
 
 def refused(**changes: Any) -> str:
@@ -78,7 +85,7 @@ def test_the_secret_is_never_logged(app: Flask, caplog: pytest.LogCaptureFixture
     caplog.set_level("DEBUG")
 
     client, secret = register()
-    new_secret = rotate_secret(client)
+    new_secret = rotate_secret(client, actor=SYSTEM)
 
     assert secret and new_secret
     assert client.client_id in caplog.text
@@ -91,7 +98,7 @@ def test_rotating_the_secret_makes_the_old_one_stop_working(app: Flask) -> None:
     cached = load_client(client.client_id)
     assert cached is not None and cached.check_client_secret(old)
 
-    new = rotate_secret(client)
+    new = rotate_secret(client, actor=SYSTEM)
 
     fresh = load_client(client.client_id)
     assert fresh is not None
@@ -103,7 +110,7 @@ def test_a_public_client_has_no_secret_to_rotate(app: Flask) -> None:
     client, _ = register(token_endpoint_auth_method="none")
 
     with pytest.raises(ClientError):
-        rotate_secret(client)
+        rotate_secret(client, actor=SYSTEM)
 
 
 def test_list_clients_returns_every_client_oldest_first(app: Flask) -> None:
@@ -269,3 +276,65 @@ def test_web_origins_with_a_path_or_other_scheme_are_refused(app: Flask, origin:
 @pytest.mark.parametrize("alg", ["none", "HS256", "rs256"])
 def test_id_token_alg_must_be_rs256_or_es256(app: Flask, alg: str) -> None:
     assert "id_token_signed_response_alg" in refused(id_token_signed_response_alg=alg)
+
+
+# The privilege ceiling (roles.ceiling), as the client services apply it
+
+
+def developer() -> Actor:
+    """A person holding the built-in developer role's permissions."""
+    return Actor("user", "dev", frozenset({"clients:read", "clients:write"}))
+
+
+def test_roles_and_the_resource_server_flag_are_registered_and_shown(app: Flask) -> None:
+    client, _ = register(roles=["viewer"], is_resource_server=True)
+
+    metadata = client_metadata(client)
+    assert metadata["roles"] == ["viewer"] and metadata["is_resource_server"] is True
+    assert "no such role: wizard" in refused(roles=["wizard"])
+
+
+def test_no_one_registers_a_client_holding_more_than_themselves(app: Flask) -> None:
+    service = {"grant_types": ["client_credentials"], "redirect_uris": []}
+    for changes in (
+        {"roles": ["admin"]},
+        {"roles": ["viewer"]},
+        {"skip_consent": True},
+        {**service, "scope": "org:acme"},
+    ):
+        with pytest.raises(PrivilegeError):
+            create_client(actor=developer(), **{**valid_metadata(), **changes})
+    assert list_clients() == []
+    made, _ = create_client(actor=developer(), **valid_metadata(roles=["developer"]))
+    assert made.role_names == ["developer"]
+
+
+def test_a_client_holding_more_than_the_actor_is_not_changed_by_it(app: Flask) -> None:
+    client, _ = register(roles=["admin"], grant_types=["client_credentials"], redirect_uris=[])
+    old_hash = client.client_secret_hash
+
+    with pytest.raises(PrivilegeError, match=r"change a client holding the permission \*"):
+        rotate_secret(client, actor=developer())
+    with pytest.raises(PrivilegeError):
+        update_client(client, actor=developer(), name="Mine now")
+    assert client.client_secret_hash == old_hash and client.tokens_not_before is None
+    assert client.name == "Example RP"
+
+
+def test_rotating_the_secret_cuts_off_earlier_tokens(app: Flask) -> None:
+    client, _ = register()
+    assert client.tokens_not_before is None
+
+    rotate_secret(client, actor=SYSTEM)
+
+    assert client.tokens_not_before is not None
+
+
+def test_an_update_reports_what_changed_and_leaves_committing_to_the_caller(app: Flask) -> None:
+    client, _ = register()
+
+    changed = update_client(client, actor=SYSTEM, name="Renamed", roles=["viewer"])
+
+    assert changed == ["name", "roles"]
+    db.session.rollback()
+    assert get_client(client.client_id).name == "Example RP"  # type: ignore[union-attr]

@@ -7,8 +7,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from authserver.accounts.models import Role, User
-from authserver.admin.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
-from authserver.admin.roles import (
+from authserver.extensions import db
+from authserver.orgs.services import add_member, create_organization
+from authserver.roles.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
+from authserver.roles.services import (
     RoleError,
     assign_role,
     create_role,
@@ -19,8 +21,6 @@ from authserver.admin.roles import (
     remove_role,
     update_role,
 )
-from authserver.extensions import db
-from authserver.orgs.services import add_member, create_organization
 from tests.factories import make_user
 
 
