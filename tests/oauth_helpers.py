@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask.testing import FlaskClient
+from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from tests.factories import PASSWORD, REDIRECT_URI
@@ -62,14 +63,37 @@ def authorize_params(client_id: str, challenge: str, **extra: Any) -> dict[str, 
     return {k: v for k, v in params.items() if v is not None}
 
 
-def consent(browser: FlaskClient, page: TestResponse, decision: str = "allow") -> TestResponse:
-    """Submit the consent page's form as a person clicking Allow or Deny."""
+# A checkbox a browser submits: ticked and not disabled.
+TICKED_RE = re.compile(r'<input type="checkbox" name="([^"]+)" value="([^"]*)" checked>')
+
+
+def ticked(html_text: str) -> list[tuple[str, str]]:
+    """The (name, value) of every ticked, enabled checkbox of a page, as a browser posts them."""
+    import html
+
+    return [(html.unescape(k), html.unescape(v)) for k, v in TICKED_RE.findall(html_text)]
+
+
+def consent(
+    browser: FlaskClient,
+    page: TestResponse,
+    decision: str = "allow",
+    granted: list[str] | None = None,
+) -> TestResponse:
+    """Submit the consent page's form as a person clicking Allow or Deny.
+
+    The scopes stay ticked as the page offers them, unless `granted` says which to leave
+    ticked.
+    """
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
     import html
 
     fields = {html.unescape(k): html.unescape(v) for k, v in fields.items()}
     fields["decision"] = decision
-    return browser.post("/authorize/decision", data=fields)
+    boxes = ticked(page.text)
+    if granted is not None:
+        boxes = [(name, value) for name, value in boxes if value in granted]
+    return browser.post("/authorize/decision", data=MultiDict([*fields.items(), *boxes]))
 
 
 def get_code(

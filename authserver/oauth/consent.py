@@ -1,12 +1,24 @@
-"""Remembered consent: what a person allowed each client, so they are asked only for new scopes."""
+"""What a person allows a client: the one place that decides which scopes a client may get.
+
+`grantable_scope` is the client's registration intersected with what the person holds;
+the consent page lists exactly that set, and the person's choice on it (`granted_scope`)
+is what a code, its tokens and their claims carry (oidc/claims.py maps scopes to claims).
+Remembered consent stores the choice, so a person is asked again only for scopes they
+have not allowed this client before.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from sqlalchemy import bindparam, select
 
+from ..accounts.models import User
 from ..audit.services import record, sub_of
+from ..clients.cache import OAuthClient
 from ..extensions import db
 from .models import Consent
+from .services import client_scope, limit_user_scope
 
 # Plain words for the consent page; other scopes are shown by name.
 SCOPE_DESCRIPTIONS = {
@@ -17,16 +29,39 @@ SCOPE_DESCRIPTIONS = {
     "roles": "See your roles, here and in the organization you choose",
 }
 ORG_SCOPE_PREFIX = "org:"
+# Granted with any consent: signing in is what the person is here for (Deny refuses it).
+REQUIRED_SCOPES = frozenset({"openid"})
 
 
-def describe_scopes(scope: str) -> list[tuple[str, str]]:
-    """(scope, plain words) for each requested scope, in request order."""
-    return [(item, _describe(item)) for item in scope.split()]
+def grantable_scope(client: OAuthClient, user: User, requested: str | None) -> str:
+    """RFC 6749 section 3.3: the requested scopes this client is registered for and this
+    person holds (`admin` for admins, `org:<slug>` for members), in request order.
+
+    The consent page offers exactly this set; a grant never holds more.
+    """
+    return limit_user_scope(user, client_scope(client, requested))
 
 
-def _describe(item: str) -> str:
+def granted_scope(grantable: str, chosen: Iterable[str]) -> str:
+    """The consent form's answer: the offered scopes the person left ticked, and `openid`.
+
+    Anything posted that was not offered is ignored, so the form cannot widen a grant.
+    """
+    picked = set(chosen)
+    return " ".join(item for item in grantable.split() if item in picked or item in REQUIRED_SCOPES)
+
+
+def describe_scopes(
+    scope: str, organization_names: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(scope, plain words) for each scope, in order; organizations by name when known."""
+    return [(item, _describe(item, organization_names or {})) for item in scope.split()]
+
+
+def _describe(item: str, organization_names: Mapping[str, str]) -> str:
     if item.startswith(ORG_SCOPE_PREFIX) and len(item) > len(ORG_SCOPE_PREFIX):
-        return f"Act for you in the organization {item[len(ORG_SCOPE_PREFIX) :]}"
+        slug = item[len(ORG_SCOPE_PREFIX) :]
+        return f"Act for you in the organization {organization_names.get(slug, slug)}"
     return SCOPE_DESCRIPTIONS.get(item, item)
 
 
@@ -37,22 +72,27 @@ CONSENTED_SCOPE = select(Consent.scope).where(
 
 
 def has_consent(user_id: int, client_id: str, scope: str) -> bool:
-    """True when every requested scope was allowed before."""
+    """True when the person allowed this client every scope of `scope` (the grantable set)."""
     allowed = db.session.scalar(CONSENTED_SCOPE, {"user_id": user_id, "client_id": client_id})
     if allowed is None:
         return False
     return set(scope.split()) <= set(allowed.split())
 
 
-def remember_consent(user_id: int, client_id: str, scope: str) -> None:
-    """Add these scopes to what the person allowed this client; commits."""
+def remember_consent(user_id: int, client_id: str, scope: str, offered: str = "") -> None:
+    """Remember the person's latest answer for this client; commits.
+
+    `scope` (what they allowed) is added; scopes they were `offered` and left unticked
+    are forgotten, so an earlier "yes" does not outlive a later "no".
+    """
     row = db.session.scalar(
         select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
     )
     if row is None:
         row = Consent(user_id=user_id, client_id=client_id, scope="")
         db.session.add(row)
-    row.scope = " ".join(sorted(set(row.scope.split()) | set(scope.split())))
+    declined = set(offered.split()) - set(scope.split())
+    row.scope = " ".join(sorted((set(row.scope.split()) - declined) | set(scope.split())))
     record(
         "consent.granted", subject=sub_of(user_id), client_id=client_id, details={"scope": scope}
     )

@@ -15,7 +15,7 @@ from wtforms.validators import Length
 from ..clients.cache import load_client
 from ..extensions import csrf
 from ..sessions.services import current_session, current_user
-from .consent import describe_scopes
+from .consent import describe_scopes, grantable_scope
 from .device import (
     approve_device_code,
     deny_device_code,
@@ -86,7 +86,8 @@ def submit_code() -> ResponseReturnValue:
         form=DecisionForm(formdata=None, user_code=format_user_code(row.user_code)),
         user_code=format_user_code(row.user_code),
         client_name=client.client_name,
-        scopes=describe_scopes(row.scope),
+        # Exactly what approving grants (approve_device_code narrows to the person's holdings).
+        scopes=describe_scopes(grantable_scope(client, login_session.user, row.scope)),
         user=current_user(),
     )
 

@@ -20,9 +20,6 @@ from ..extensions import db, utcnow
 from .models import AuthorizationCode, DeviceCode, Grant, RefreshToken
 from .tokens import hash_secret_value, issue_access_token, new_secret_value
 
-# The scope of the admin API: granted only to people holding the admin role.
-ADMIN_SCOPE = "admin"
-
 
 def audience_for(resources: list[str] | None) -> str | list[str]:
     """RFC 8707 section 2: the requested resources, else the configured default audience."""
@@ -119,7 +116,7 @@ def issue_user_tokens(
         audience=audience_for(grant.resource),
         grant_id=grant.id,
         auth_time=int(grant.auth_time.timestamp()),
-        extra=_person_claims(grant, user) or None,
+        extra=_person_claims(grant, user, scope) or None,
     )
     token: dict[str, Any] = {
         "token_type": "Bearer",
@@ -150,35 +147,42 @@ def issue_user_tokens(
     return token
 
 
-def _person_claims(grant: Grant, user: User) -> dict[str, Any]:
-    """`roles` (global roles) and, for an organization's grant, `org_id` and `org_roles`."""
+def _person_claims(grant: Grant, user: User, scope: str) -> dict[str, Any]:
+    """What an access token says about the person: what `oidc.claims` releases to it.
+
+    `roles` with the `roles` scope; `org_id` and `org_roles` with the grant's own
+    `org:<slug>` scope. Never more than the token's `scope` covers.
+    """
+    from ..oidc.claims import claims_for
     from ..orgs.services import organization_claims
 
-    claims: dict[str, Any] = {"roles": user.role_names} if user.roles else {}
-    org_claims = organization_claims(grant.organization_id, user)
-    if org_claims is None:
+    organization = organization_claims(grant.organization_id, user)
+    if organization is None:
         # Removed from the organization since: the grant no longer speaks for it.
         raise InvalidGrantError("The person is no longer a member of the organization.")
-    claims.update(org_claims)
-    return claims
+    return claims_for(user, scope, "access_token", organization)
 
 
 def limit_user_scope(user: User, scope: str) -> str:
     """RFC 6749 section 3.3: drop the scopes this person may not have, silently.
 
-    `admin` only for people holding the admin role; `org:<slug>` only for members of
-    that organization. The token response always states the granted `scope`.
+    `admin` only for staff (roles.ceiling.may_obtain_scope: the one rule of who may obtain
+    it); `org:<slug>` only for members of that organization. The token response always
+    states the granted `scope`.
     """
     from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs
+    from ..roles import ceiling
 
     items = scope.split()
     wants_org = any(item.startswith(ORG_SCOPE_PREFIX) for item in items)
     slugs = member_slugs(user) if wants_org else set()
+    power = ceiling.power_of_person(user)
     kept = []
     for item in items:
-        if item == ADMIN_SCOPE and ADMIN_SCOPE not in user.role_names:
-            continue
-        if item.startswith(ORG_SCOPE_PREFIX) and item[len(ORG_SCOPE_PREFIX) :] not in slugs:
+        if item.startswith(ORG_SCOPE_PREFIX):
+            if item[len(ORG_SCOPE_PREFIX) :] not in slugs:
+                continue
+        elif not ceiling.may_obtain_scope(power, slugs, item):
             continue
         kept.append(item)
     return " ".join(kept)

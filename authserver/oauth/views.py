@@ -13,13 +13,16 @@ from ..extensions import csrf
 from ..sessions.services import current_session, current_user
 from .authorize import (
     DECISION_PIPELINE,
+    GRANTED_PARAM,
     PIPELINE,
     AuthorizationRequest,
     Interrupt,
+    apply_consent,
+    check_authentication,
     check_no_repeated_parameters,
     continuation_params,
 )
-from .consent import describe_scopes, remember_consent
+from .consent import REQUIRED_SCOPES, describe_scopes
 from .errors import error_page, redirect_error
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def authorize() -> BaseResponse | str:
 
 @bp.post("/authorize/decision")
 def authorize_decision() -> BaseResponse | str:
-    """The consent form's answer: Allow issues a code, Deny returns access_denied."""
+    """The consent form's answer: Allow issues a code for the ticked scopes, Deny access_denied."""
     return _run(DECISION_PIPELINE, decision=request.form.get("decision"))
 
 
@@ -55,13 +58,10 @@ def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse
         if decision is not None:
             if user is None or session is None:
                 # Signed out in another tab: start over from the authorization request.
-                from .authorize import check_authentication
-
                 check_authentication(req)
             if decision != "allow":
                 return server.create_authorization_response(grant=grant, grant_user=None)
-            assert user is not None
-            remember_consent(user.id, req.client.client_id, req.scope)
+            apply_consent(req, request.form.getlist(GRANTED_PARAM))
         grant.request.login_session = session
         grant.request.resources = req.resources
         grant.request.claims_request = req.claims
@@ -80,11 +80,15 @@ def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse
 
 
 def render_consent(req: AuthorizationRequest) -> str:
-    """The consent page, re-posting the request's own parameters."""
+    """The consent page: exactly the grantable scopes, each to tick, and the request's own
+    parameters to re-post."""
+    organization = req.organization
+    names = {organization.slug: organization.name} if organization is not None else {}
     return render_template(
         "oauth/consent.html",
         client_name=req.client.client_name,
-        scopes=describe_scopes(req.scope),
+        scopes=describe_scopes(req.grantable, names),
+        required=REQUIRED_SCOPES,
         user=req.user,
         hidden_fields=continuation_params(req.params),
     )

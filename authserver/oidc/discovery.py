@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..accounts.totp import ACR_VALUES_SUPPORTED
 from ..config import Config
+from ..oauth.authorize import PROMPT_VALUES
 
 EXTENSION = "authserver.discovery"
 MAX_AGE = 300
@@ -91,7 +92,8 @@ def metadata(config: Config) -> dict[str, Any]:
         "require_request_uri_registration": False,
         # RFC 9207 section 3: `iss` in every authorization response.
         "authorization_response_iss_parameter_supported": True,
-        "prompt_values_supported": ["none", "login", "consent"],
+        # Core section 3.1.2.1: exactly the values /authorize accepts.
+        "prompt_values_supported": list(PROMPT_VALUES),
         # "1": password; "2": password and a second step (accounts/totp.py).
         "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "ui_locales_supported": ["en"],

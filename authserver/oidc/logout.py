@@ -21,21 +21,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import User
 from ..audit import record
 from ..clients.cache import OAuthClient, load_client
 from ..extensions import csrf, utcnow
-from ..keys import current_keyring
 from ..sessions.services import current_user, end_session
+from .id_token_hint import (
+    MAX_ID_TOKEN_LENGTH,
+    IdTokenHint,
+    InvalidIdTokenHint,
+    verify_id_token_hint,
+)
 
 bp = Blueprint("logout", __name__)
 log = logging.getLogger(__name__)
@@ -52,24 +54,11 @@ PARAMETERS = (
 # The confirmation form's marker; a POST carrying it (or a CSRF token) is ours.
 CONFIRM = "confirm"
 INVALID_TITLE = "This sign-out link does not work"
-MAX_ID_TOKEN_LENGTH = 16 * 1024
 MAX_PARAMETER_LENGTH = 2048
-# Algorithms our ID Tokens are signed with (oidc.id_token and the client registry).
-ID_TOKEN_ALGS = ("RS256", "ES256")
 
 
 class LogoutError(Exception):
     """Section 4: a request the OP must not act on; the message is shown to the person."""
-
-
-@dataclass(frozen=True)
-class IdTokenHint:
-    """The claims of a verified `id_token_hint` that logout relies on."""
-
-    sub: str
-    audiences: tuple[str, ...]
-    azp: str | None
-    iat: int | None
 
 
 @dataclass
@@ -107,44 +96,18 @@ def check_id_token_hint(req: LogoutRequest) -> None:
     """Section 2: the hint must be an ID Token we issued, signed with one of our keys.
 
     An expired hint is accepted ("even when the exp time has passed"); the OP need
-    not be an audience of it.
+    not be an audience of it. An access token signed with the same keys is not an
+    ID Token (`typ`): `verify_id_token_hint` decides, as it does for /authorize.
     """
     value = req.params.get("id_token_hint")
     if value is None:
         return
-    claims = _verified_claims(value)
-    if claims is None:
-        raise LogoutError("The sign-out link carries an ID Token this server did not issue.")
-    sub, aud, azp = claims.get("sub"), claims.get("aud"), claims.get("azp")
-    audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
-    iat = claims.get("iat")
-    if (
-        claims.get("iss") != current_app.config["AUTHSERVER"].issuer
-        or not isinstance(sub, str)
-        or not audiences
-        or not all(isinstance(item, str) for item in audiences)
-        or not (azp is None or isinstance(azp, str))
-    ):
-        raise LogoutError("The sign-out link carries an ID Token this server did not issue.")
-    req.hint = IdTokenHint(sub, audiences, azp, iat if isinstance(iat, int) else None)
-
-
-def _verified_claims(value: str) -> dict[str, Any] | None:
-    """The claims of a compact JWS signed by one of our published keys, else None."""
-    if value.count(".") != 2:
-        return None  # not a JWS (a JWE has five parts)
     try:
-        header = jws.extract_compact(value.encode("ascii")).headers()
-        alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ID_TOKEN_ALGS or not isinstance(kid, str):
-            return None
-        key = current_keyring().verification_key(kid)
-        if key is None:
-            return None
-        claims: dict[str, Any] = jwt.decode(value, key, algorithms=[alg]).claims
-    except (JoseError, ValueError, TypeError):
-        return None
-    return claims
+        req.hint = verify_id_token_hint(value)
+    except InvalidIdTokenHint:
+        raise LogoutError(
+            "The sign-out link carries an ID Token this server did not issue."
+        ) from None
 
 
 def check_client(req: LogoutRequest) -> None:

@@ -66,7 +66,7 @@ EXPECTED = {
     "request_uri_parameter_supported": False,
     "require_request_uri_registration": False,
     "authorization_response_iss_parameter_supported": True,
-    "prompt_values_supported": ["none", "login", "consent"],
+    "prompt_values_supported": ["none", "login", "consent", "select_account"],
     "acr_values_supported": ["1", "2"],
     "ui_locales_supported": ["en"],
 }

@@ -67,6 +67,8 @@ AUTHORIZE_ERRORS = {
     "request_uri_not_supported",
     "registration_not_supported",
     "invalid_target",
+    # OpenID Connect Core 1.0 errata set 2, section 3.1.2.6: an unmet acr (oidc/acr.py).
+    "unmet_authentication_requirements",
 }
 
 # Values that have broken parsers before.

@@ -448,7 +448,7 @@ def test_claims_parameter_asks_for_name_in_userinfo(
 ) -> None:
     sign_in(client)
     claims = json.dumps({"userinfo": {"name": {"essential": True}}})
-    token, _ = tokens(client, rp, scope="openid", claims=claims)
+    token, _ = tokens(client, rp, scope="openid profile", claims=claims)
     body = client.get(
         "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}
     ).get_json()
@@ -462,8 +462,24 @@ def test_claims_parameter_asks_for_email_in_the_id_token(
 ) -> None:
     sign_in(client)
     claims = json.dumps({"id_token": {"email": {"essential": True}}})
-    token, _ = tokens(client, rp, scope="openid", claims=claims)
+    token, _ = tokens(client, rp, scope="openid email", claims=claims)
     assert id_token_of(client, token).claims["email"] == "alice@example.com"
+
+
+def test_claims_parameter_releases_nothing_the_scope_does_not_cover(
+    client: FlaskClient, rp: tuple[Client, str]
+) -> None:
+    """Section 5.5 asks; consent (the scope) decides: an essential claim may go unreturned."""
+    sign_in(client)
+    claims = json.dumps(
+        {"id_token": {"email": {"essential": True}}, "userinfo": {"name": {"essential": True}}}
+    )
+    token, _ = tokens(client, rp, scope="openid", claims=claims)
+    assert "email" not in id_token_of(client, token).claims
+    body = client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}
+    ).get_json()
+    assert set(body) == {"sub"}
 
 
 # Signing.

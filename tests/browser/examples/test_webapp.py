@@ -14,7 +14,7 @@ import requests
 from examples.webapp import create_webapp
 from tests.browser.servers import LiveServer
 from tests.factories import PASSWORD
-from tests.functional.test_live_client import form_action, hidden_fields
+from tests.functional.test_live_client import form_action, hidden_fields, ticked_fields
 
 
 @pytest.fixture
@@ -36,8 +36,9 @@ def webapp(live: LiveServer, run_app: Any) -> str:
 
 
 def submit(browser: requests.Session, page: requests.Response, **fields: str) -> Any:
-    """Post the page's form with its hidden fields (CSRF token, continuation) and ours."""
-    data = {**hidden_fields(page.text), **fields}
+    """Post the page's form with its hidden fields (CSRF token, continuation), its ticked
+    checkboxes (the consent page's scopes) and ours."""
+    data = [*{**hidden_fields(page.text), **fields}.items(), *ticked_fields(page.text)]
     return browser.post(form_action(page.url, page.text), data=data, timeout=10)
 
 

@@ -147,11 +147,14 @@ def test_rotation_is_picked_up_on_an_unknown_kid(app: Flask, issuer_client, api)
 
 
 def test_roles_come_from_the_persons_token(app: Flask, issuer_client: FlaskClient, api) -> None:
+    """With the `roles` scope (registered and consented), the token carries the roles."""
     make_user(roles=["admin"])
-    rp, secret = make_client(resources=[API])
+    rp, secret = make_client(resources=[API], scope="openid offline_access roles")
     sign_in(issuer_client)
     verifier, challenge = pkce_pair()
-    code, _ = get_code(issuer_client, rp.client_id, challenge, resource=API)
+    code, _ = get_code(
+        issuer_client, rp.client_id, challenge, resource=API, scope="openid offline_access roles"
+    )
     token = exchange(issuer_client, rp.client_id, secret, code, verifier).get_json()["access_token"]
     assert call(api[0], token, "/admin").status_code == 200
     assert call(api[0], service_token(issuer_client), "/admin").status_code == 403
