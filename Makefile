@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Migrate the SQLite database in instance/, make signing keys, say how to create the
-# first user, then serve the issuer on http://$(HOST):$(PORT).
+# first user, then serve the issuer on http://$(HOST):$(PORT). Each worker delivers the
+# mail outbox from a thread of its own (AUTHSERVER_MAIL_SENDER=thread, the default).
 run: export AUTHSERVER_ISSUER ?= http://$(HOST):$(PORT)
 run: install
 	$(BIN)/authserver db upgrade

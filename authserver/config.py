@@ -60,6 +60,17 @@ class Config:
     redis_url: str = ""
     # smtp:// or smtps:// URL; empty means a file outbox in the instance folder.
     mail_url: str = ""
+    # Who delivers the mail outbox: "thread" (a thread in each serving process) or
+    # "external" (only `authserver mail deliver --follow`, run as its own service).
+    mail_sender: str = "thread"
+    # Mail sends allowed per recipient, per account and per client IP (Flask-Limiter
+    # notation); over them a message is stored as suppressed. Security notices to an
+    # account's own address are never limited. Off with ratelimit_enabled=false.
+    mail_limit_recipient: str = "5/hour;20/day"
+    mail_limit_account: str = "20/hour;100/day"
+    mail_limit_ip: str = "50/hour;500/day"
+    # Sent, failed and suppressed outbox rows older than this are purged by `cleanup`.
+    mail_retention_days: int = 7
     # Where SQLite, the generated secret and the mail outbox live.
     instance_path: str = ""
     # Lifetimes, in seconds.
@@ -92,7 +103,8 @@ class Config:
     ratelimit_enabled: bool = True
     # When Redis is down: refuse limited requests (true) or fall back to per-process memory.
     ratelimit_fail_closed: bool = False
-    # Per client IP on the pages people type into: sign-in, sign-up, reset, two-step, device code.
+    # Per client IP and page on the pages people type into: sign-in, sign-up, reset, two-step,
+    # device code, and the account pages that check a password or send mail.
     ratelimit_pages: str = "20/minute;300/hour"
     # Per client and IP (else per IP) on the token, introspection and revocation endpoints.
     ratelimit_api: str = "600/minute"
@@ -172,6 +184,7 @@ class Config:
             "lockout_threshold",
             "lockout_duration",
             "audit_retention_days",
+            "mail_retention_days",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
@@ -179,10 +192,18 @@ class Config:
             raise ConfigError(f"{PREFIX}REDIS_URL: expected a redis:// URL")
         if self.mail_url and urlsplit(self.mail_url).scheme not in ("smtp", "smtps"):
             raise ConfigError(f"{PREFIX}MAIL_URL: expected an smtp:// or smtps:// URL")
+        if self.mail_sender not in ("thread", "external"):
+            raise ConfigError(f"{PREFIX}MAIL_SENDER: expected thread or external")
 
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
             raise ConfigError(f"{PREFIX}ACCENT_COLOR: expected a colour like #3b5bdb")
-        for name in ("ratelimit_pages", "ratelimit_api"):
+        for name in (
+            "ratelimit_pages",
+            "ratelimit_api",
+            "mail_limit_recipient",
+            "mail_limit_account",
+            "mail_limit_ip",
+        ):
             _check_limits(name, getattr(self, name))
         if not self.logo_url.startswith("/") or self.logo_url.startswith("//"):
             # The pages' CSP (default-src 'self') only loads images from this server.

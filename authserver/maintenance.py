@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 
 from .accounts.models import AccountToken, AuthFailure
 from .audit.models import AuditEvent
 from .extensions import db, utcnow
+from .mail.models import FAILED, SENT, SUPPRESSED, MailMessage
 from .oauth.models import AuthorizationCode, DeviceCode, Grant, RefreshToken, RevokedAccessToken
 from .sessions.models import LoginSession
 
@@ -46,6 +47,7 @@ class Cutoffs:
     expired: datetime  # now minus the grace period
     auth_failures: datetime  # now minus lockout_duration
     audit_events: datetime  # now minus audit_retention_days
+    mail_outbox: datetime  # now minus mail_retention_days
 
 
 # Grants first: deleting one deletes its refresh tokens with it (ON DELETE CASCADE).
@@ -76,18 +78,28 @@ PURGES = (
     ),
     Purge("auth_failures", AuthFailure, lambda c: AuthFailure.created_at < c.auth_failures),
     Purge("audit_events", AuditEvent, lambda c: AuditEvent.created_at < c.audit_events),
+    # Only messages that are done: pending ones wait for the sender, however old.
+    Purge(
+        "mail_outbox",
+        MailMessage,
+        lambda c: and_(
+            MailMessage.status.in_((SENT, FAILED, SUPPRESSED)),
+            MailMessage.created_at < c.mail_outbox,
+        ),
+    ),
 )
 
 
 def cutoffs(
     config: Any, *, grace: timedelta = DEFAULT_GRACE, now: datetime | None = None
 ) -> Cutoffs:
-    """The cut-off times from the configuration (lockout_duration, audit_retention_days)."""
+    """The cut-off times from the configuration (lockout, audit and mail retention)."""
     now = now or utcnow()
     return Cutoffs(
         expired=now - grace,
         auth_failures=now - timedelta(seconds=config.lockout_duration),
         audit_events=now - timedelta(days=config.audit_retention_days),
+        mail_outbox=now - timedelta(days=config.mail_retention_days),
     )
 
 

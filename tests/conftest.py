@@ -8,6 +8,7 @@ dropped afterwards. Without it the suite runs on SQLite.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -105,14 +106,21 @@ def _schema(database_url: str, instance_dir: Path) -> None:
 
 
 @pytest.fixture
-def app_factory(database_url: str, instance_dir: Path, _schema: None) -> Iterator[Any]:
+def app_factory(
+    request: pytest.FixtureRequest, database_url: str, instance_dir: Path, _schema: None
+) -> Iterator[Any]:
     """Make apps with extra settings; every table is emptied after the test."""
+    from authserver.mail import stop_sender
+
     made: list[Flask] = []
 
     def make(**extra: Any) -> Flask:
         app = create_app(app_overrides(database_url, instance_dir, **extra))
         app.before_request(_forget_request_globals)
         made.append(app)
+        # The app's mail sender thread stops first thing at teardown: before the fixtures
+        # set up ahead of this app (an SMTP server, say) and before its engine is disposed.
+        request.node.addfinalizer(functools.partial(stop_sender, app))
         return app
 
     yield make

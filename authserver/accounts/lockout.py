@@ -4,35 +4,33 @@ After FREE_FAILURES wrong passwords within `lockout_duration`, each next attempt
 wait 2^(n - FREE_FAILURES) seconds (at most MAX_DELAY); after `lockout_threshold` the
 address is locked until the oldest failure leaves the window. An early attempt is
 refused without checking the password, with the answer a wrong password gets; a
-locked one is told to try later. Unknown addresses are counted the same way (in the
-rate limit storage, by a hash of the address), so neither the delays nor the lock
-tell which addresses have accounts (OWASP Authentication Cheat Sheet, "Account
-Lockout"). The lock is short and a password reset ends it, so an attacker cannot
-keep a person out.
+locked one is told to try later. The lock is short and a password reset ends it, so an
+attacker cannot keep a person out (OWASP Authentication Cheat Sheet, "Account Lockout").
+
+Failures are rows of `auth_failures` keyed by `account_key`, the SHA-256 of the typed
+address, for addresses with and without an account alike: both insert one row, commit
+once and run one count, so neither the answers nor the time nor the database work tell
+which addresses have accounts. A known address's rows also carry its `user_id`, and for
+it only failures since its password last changed count. The same count guards the
+password checks of a signed-in person (accounts/proof.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from limits import RateLimitItemPerSecond
-from limits.errors import StorageError
-from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 
 from ..audit import record_and_commit
+from ..audit.services import typed_address
 from ..extensions import db, precise_utcnow, utcnow
 from ..mail import send_mail
-from ..security import ratelimit
 from .models import AuthFailure, User
-from .registration import absolute_url
-from .services import normalize_email
-
-log = logging.getLogger(__name__)
+from .registration import absolute_url, greeting_name
+from .services import find_by_email, normalize_email
 
 FACTOR = "password"
 # Failures allowed at full speed before the delays start.
@@ -47,7 +45,6 @@ class Failures:
 
     count: int
     last_at: datetime | None
-    held: bool = False  # unknown addresses: the delay since the last failure still runs
 
 
 def delay_after(failures: int) -> int:
@@ -55,6 +52,11 @@ def delay_after(failures: int) -> int:
     if failures < FREE_FAILURES:
         return 0
     return int(min(2 ** (failures - FREE_FAILURES), MAX_DELAY))
+
+
+def account_key(email: str) -> str:
+    """The key failures are counted under: SHA-256 hex of the normalized address."""
+    return hashlib.sha256(normalize_email(email or "").encode("utf-8", "replace")).hexdigest()
 
 
 def refusal(email: str) -> str | None:
@@ -65,11 +67,9 @@ def refusal(email: str) -> str | None:
     """
     config = current_app.config["AUTHSERVER"]
     user = _find(email)
-    failures = _failures_of(user) if user is not None else _unknown_failures(email)
+    failures = _failures(email, user.password_changed_at if user is not None else None)
     if failures.count >= config.lockout_threshold:
         return "locked"
-    if failures.held:
-        return "wait"
     if failures.last_at is not None:
         ready_at = failures.last_at + timedelta(seconds=delay_after(failures.count))
         if precise_utcnow() < ready_at:
@@ -81,20 +81,22 @@ def record_failure(email: str) -> None:
     """Count a wrong password for `email`; start the lock when this one reaches the threshold."""
     config = current_app.config["AUTHSERVER"]
     user = _find(email)
-    if user is not None:
-        db.session.add(AuthFailure(user_id=user.id, factor=FACTOR))
-        db.session.commit()
-        count = _failures_of(user).count
-    else:
-        count = _record_unknown(email)
-    if count == config.lockout_threshold:
+    # Read before the commit expires the row: reading after it would query again, for
+    # known addresses only.
+    user_id, changed_at = (user.id, user.password_changed_at) if user is not None else (None, None)
+    db.session.add(AuthFailure(account_key=account_key(email), user_id=user_id, factor=FACTOR))
+    db.session.commit()
+    if _failures(email, changed_at).count == config.lockout_threshold:
         _lock_started(email, user)
 
 
 def clear(user: User) -> None:
     """A right password ends the count of wrong ones."""
     db.session.execute(
-        delete(AuthFailure).where(AuthFailure.user_id == user.id, AuthFailure.factor == FACTOR)
+        delete(AuthFailure).where(
+            AuthFailure.factor == FACTOR,
+            or_(AuthFailure.account_key == account_key(user.email), AuthFailure.user_id == user.id),
+        )
     )
     db.session.commit()
 
@@ -103,93 +105,50 @@ def _find(email: str) -> User | None:
     address = normalize_email(email or "")
     if not address or "\x00" in address or len(address) > 320:
         return None  # no account has such an address (and PostgreSQL refuses NUL)
-    return db.session.scalar(select(User).where(User.email == address))
+    return find_by_email(address)
 
 
 def _window() -> timedelta:
     return timedelta(seconds=current_app.config["AUTHSERVER"].lockout_duration)
 
 
-def _failures_of(user: User) -> Failures:
-    """Failures within the window, and only those since the password last changed."""
+def _failures(email: str, password_changed_at: datetime | None) -> Failures:
+    """Failures for the address within the window (for an account: since its password changed)."""
     since = utcnow() - _window()
-    if user.password_changed_at is not None:
-        since = max(since, user.password_changed_at)
+    if password_changed_at is not None:
+        since = max(since, password_changed_at)
     count, last_at = db.session.execute(
         select(func.count(AuthFailure.id), func.max(AuthFailure.created_at)).where(
-            AuthFailure.user_id == user.id,
+            AuthFailure.account_key == account_key(email),
             AuthFailure.factor == FACTOR,
             AuthFailure.created_at > since,
         )
     ).one()
+    if isinstance(last_at, str):  # SQLite: func.max skips the column type
+        last_at = datetime.fromisoformat(last_at)
     if isinstance(last_at, datetime) and last_at.tzinfo is None:
-        last_at = last_at.replace(tzinfo=utcnow().tzinfo)  # func.max skips the column type
+        last_at = last_at.replace(tzinfo=utcnow().tzinfo)
     return Failures(int(count or 0), last_at)
 
 
-# Unknown addresses: a moving window of failures and a "hold" for the current delay,
-# both in the rate limit storage (Redis when configured, so all instances agree).
-
-
-def _key(email: str) -> str:
-    return hashlib.sha256(normalize_email(email or "").encode()).hexdigest()[:32]
-
-
-def _window_item() -> RateLimitItemPerSecond:
-    config = current_app.config["AUTHSERVER"]
-    return RateLimitItemPerSecond(config.lockout_threshold, config.lockout_duration)
-
-
-def _hold_item(failures: int) -> RateLimitItemPerSecond:
-    return RateLimitItemPerSecond(1, max(delay_after(failures), 1))
-
-
-def _unknown_failures(email: str) -> Failures:
-    try:
-        strategy = MovingWindowRateLimiter(ratelimit.storage())
-        stats = strategy.get_window_stats(_window_item(), "lockout", _key(email))
-        count = _window_item().amount - stats.remaining
-        held = count >= FREE_FAILURES and not strategy.test(
-            _hold_item(count), "lockout-hold", _key(email), str(count)
-        )
-    except StorageError:
-        log.warning("rate limit storage unreachable; unknown addresses are not counted")
-        return Failures(0, None)
-    return Failures(count, None, held)
-
-
-def _record_unknown(email: str) -> int:
-    try:
-        strategy = MovingWindowRateLimiter(ratelimit.storage())
-        strategy.hit(_window_item(), "lockout", _key(email))
-        stats = strategy.get_window_stats(_window_item(), "lockout", _key(email))
-        count = _window_item().amount - stats.remaining
-        if count >= FREE_FAILURES:
-            strategy.hit(_hold_item(count), "lockout-hold", _key(email), str(count))
-    except StorageError:
-        log.warning("rate limit storage unreachable; unknown addresses are not counted")
-        return 0
-    return count
-
-
 def _lock_started(email: str, user: User | None) -> None:
-    """Audit the lock and, for a real account, tell its owner once."""
+    """Audit the lock and, for a real account, tell its owner once; one commit for both."""
     config = current_app.config["AUTHSERVER"]
-    address = normalize_email(email or "")[:254]
+    address = typed_address(email)  # what was typed, only when it is a well-formed address
+    if user is not None and user.is_active:
+        send_mail(
+            "account_locked",
+            user.email,
+            account=user.sub,
+            name=greeting_name(user),
+            email=user.email,
+            minutes=max(1, config.lockout_duration // 60),
+            link=absolute_url("accounts.forgot_password"),
+        )
     record_and_commit(
         "signin.locked",
         actor=None,
         actor_type="user",
         subject=user.sub if user is not None else None,
         details={"email": address, "minutes": config.lockout_duration // 60},
-    )
-    if user is None or not user.is_active:
-        return
-    send_mail(
-        "account_locked",
-        user.email,
-        name=user.name,
-        email=user.email,
-        minutes=max(1, config.lockout_duration // 60),
-        link=absolute_url("accounts.forgot_password"),
     )

@@ -81,6 +81,8 @@ class AccountToken(db.Model):  # type: ignore[name-defined]
     # "verify_email" or "reset_password".
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Lets a link be issued for an account created in the same transaction, in one flush.
+    user: Mapped[User] = relationship()
     # The address a verification link proves (it may be a new address being changed to).
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,8 +3,13 @@
 Every e-mailed link carries `secrets.token_urlsafe(32)`; the database keeps only its
 SHA-256 (an `AccountToken`), each link works once (an atomic UPDATE ... WHERE
 used_at IS NULL) and expires. Nothing here tells a visitor whether an address has
-an account: sign-up and "forgot password" answer the same and do comparable work
-either way (OWASP Authentication Cheat Sheet, "Authentication and error messages").
+an account: sign-up and "forgot password" answer the same and do the same work
+either way, down to one rendered mail, one outbox row and one commit (OWASP
+Authentication Cheat Sheet, "Authentication and error messages"); mail is queued in
+the outbox (authserver.mail) and never sent inside the request.
+
+Mails to an address not yet proven to be the person's carry no text the requester
+chose (no display name): see `greeting_name`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import record
@@ -24,13 +29,16 @@ from ..extensions import db, utcnow
 from ..mail import render_mail, send_mail
 from ..oauth.models import Grant
 from ..oauth.services import revoke_grant
+from ..orgs.services import revoke_invitations_to
 from ..sessions.models import LoginSession
+from . import totp
 from .models import AccountToken, User
 from .passwords import hash_password
 from .services import (
     AccountError,
+    add_user,
     check_password_policy,
-    create_user,
+    find_by_email,
     is_valid_email,
     normalize_email,
 )
@@ -56,7 +64,7 @@ def hash_token(token: str) -> str:
 
 
 def register(email: str, password: str, name: str) -> User | None:
-    """Create an unverified account and e-mail its verification link.
+    """Create an unverified account and queue its verification link; commits once.
 
     When the address already has an account, nothing is created: the owner is told
     by e-mail instead, after the same password-hashing work, and None is returned.
@@ -71,53 +79,73 @@ def register(email: str, password: str, name: str) -> User | None:
         raise AccountError(f"The name can have at most {MAX_NAME_LENGTH} characters.")
     owner = _find_by_email(address)
     if owner is None:
+        user = add_user(address, password=password, name=cleaned_name)
+        _queue_verification(user, address)
         try:
-            user = create_user(address, password=password, name=cleaned_name)
-        except AccountError:
+            db.session.commit()  # one flush and one commit: the account, its link, its mail
+        except IntegrityError:
+            db.session.rollback()
             owner = _find_by_email(address)  # lost a race with a sign-up for the same address
-            if owner is None:
-                raise
+            if owner is None:  # not the address after all: nothing was stored
+                raise AccountError("The account could not be created. Try again.") from None
         else:
-            send_verification_email(user)
             return user
-    hash_password(password)  # the work create_user would have done
+    hash_password(password)  # the work add_user would have done
     _tell_owner_about_signup(owner)
+    db.session.commit()
     return None
 
 
 def _tell_owner_about_signup(owner: User) -> None:
-    """E-mail the owner of an address that someone tried to sign up with."""
+    """Queue a notice to the owner of an address that someone tried to sign up with.
+
+    No name in it: the account may be a squatter's, its address nobody's proof.
+    """
     context = {
-        "name": owner.name,
         "email": owner.email,
         "link": absolute_url("accounts.login", login_hint=owner.email),
         "reset_link": absolute_url("accounts.forgot_password"),
     }
     if owner.is_active:
-        send_mail("signup_existing", owner.email, **context)
+        send_mail("signup_existing", owner.email, account=owner.sub, **context)
     else:
-        render_mail("signup_existing", owner.email, **context)
+        render_mail(
+            "signup_existing", owner.email, reason="account_disabled", account=owner.sub, **context
+        )
+
+
+def greeting_name(user: User) -> str:
+    """The display name for a mail's greeting, only once the address is proven the person's.
+
+    The name is text the account holder chose; until the address is verified, the holder
+    may be anyone who typed it, and the name would carry their words to its inbox.
+    """
+    return user.name if user.email_verified else ""
 
 
 # E-mail verification and change
 
 
 def send_verification_email(user: User, email: str | None = None) -> None:
-    """E-mail a verification link for `email` (a new address) or the current one; commits."""
+    """Queue a verification link for `email` (a new address) or the current one; commits."""
     address = normalize_email(email) if email else user.email
-    if _recently_sent(user, VERIFY_EMAIL, address):
+    if _recently_sent(user.id, VERIFY_EMAIL, address):
         return
-    token = _issue(user, VERIFY_EMAIL, address)
+    _queue_verification(user, address)
     db.session.commit()
+
+
+def _queue_verification(user: User, address: str) -> None:
+    """Issue a verification token for `address` and queue its mail (not committed)."""
+    token = _issue(user, VERIFY_EMAIL, address)
     template = "verify_email" if address == user.email else "verify_new_email"
-    send_mail(template, address, **_verification_context(user, address, token))
+    send_mail(template, address, account=user.sub, **_verification_context(address, token))
 
 
-def _verification_context(user: User, address: str, token: str) -> dict[str, Any]:
-    """What the verification mail says: who, which address, the link and its lifetime."""
+def _verification_context(address: str, token: str) -> dict[str, Any]:
+    """What the verification mail says: which address, the link and its lifetime (no name)."""
     ttl = current_app.config["AUTHSERVER"].email_verification_ttl
     return {
-        "name": user.name,
         "email": address,
         "link": absolute_url("accounts.verify_email", token=token),
         "valid_for": describe_duration(ttl),
@@ -125,33 +153,43 @@ def _verification_context(user: User, address: str, token: str) -> dict[str, Any
 
 
 def request_email_change(user: User, new_email: str) -> None:
-    """Send a verification link to `new_email`; the address changes only when it is opened.
+    """Queue a verification link to `new_email`; the address changes only when it is opened.
 
     The old address is told about the request. When the new address belongs to
     another account, its owner gets a notice instead of a link and the link is never
-    sent, so the account page shows the same thing either way.
+    sent, so the account page shows the same thing either way. The caller has
+    checked a fresh proof (accounts.proof); commits.
     """
     address = normalize_email(new_email)
     if not is_valid_email(address):
         raise AccountError("Enter a valid e-mail address.")
     if address == user.email:
         raise AccountError("This is already your e-mail address.")
-    if _recently_sent(user, VERIFY_EMAIL, address):
+    if _recently_sent(user.id, VERIFY_EMAIL, address):
         return
     token = _issue(user, VERIFY_EMAIL, address)
-    db.session.commit()
     if _find_by_email(address) is None:
-        send_mail("verify_new_email", address, **_verification_context(user, address, token))
+        send_mail(
+            "verify_new_email", address, account=user.sub, **_verification_context(address, token)
+        )
     else:
-        send_mail("email_in_use", address, email=address, link=absolute_url("accounts.login"))
+        send_mail(
+            "email_in_use",
+            address,
+            account=user.sub,
+            email=address,
+            link=absolute_url("accounts.login"),
+        )
     send_mail(
         "email_change_requested",
         user.email,
-        name=user.name,
+        account=user.sub,
+        name=greeting_name(user),
         email=user.email,
         new_email=address,
         link=absolute_url("accounts.forgot_password"),
     )
+    db.session.commit()
 
 
 def verify_email_token(token: str) -> User | None:
@@ -196,29 +234,40 @@ def _mark_verified(user: User, address: str) -> None:
 
 
 def request_password_reset(email: str) -> None:
-    """E-mail a reset link when the address has an active account; otherwise do the same work."""
+    """Queue a reset link when the address has an active account; otherwise the same work.
+
+    Either way: one user lookup, one "sent lately?" lookup, one rendered mail, one
+    outbox row (suppressed when no link goes out), one commit. Commits.
+    """
     address = normalize_email(email)
     user = _find_by_email(address) if is_valid_email(address) else None
+    recent = _recently_sent(user.id if user is not None else None, RESET_PASSWORD, address)
     token = secrets.token_urlsafe(32)
     ttl = current_app.config["AUTHSERVER"].password_reset_ttl
     context = {
-        "name": user.name if user is not None else "",
+        "name": greeting_name(user) if user is not None else "",
         "email": address,
         "link": absolute_url("accounts.reset_password", token=token),
         "valid_for": describe_duration(ttl),
     }
-    if user is None or not user.is_active or _recently_sent(user, RESET_PASSWORD, user.email):
+    if user is None or not user.is_active or recent:
         hash_token(token)
-        render_mail("reset_password", address, **context)
-        return
-    _issue(user, RESET_PASSWORD, user.email, token=token)
+        reason = "unknown_account" if user is None else "not_sent"
+        account = user.sub if user is not None else None
+        render_mail("reset_password", address, reason=reason, account=account, **context)
+    else:
+        _issue(user, RESET_PASSWORD, user.email, token=token)
+        send_mail("reset_password", user.email, account=user.sub, **context)
     db.session.commit()
-    send_mail("reset_password", user.email, **context)
 
 
 def reset_password(token: str, new_password: str) -> User | None:
     """Set a new password through a reset link; every session and token of the person ends.
 
+    The link proves the mailbox: the address becomes verified, every other account link
+    is cancelled (`cancel_account_links`), and an account that had never been verified
+    loses its two-step factors, which whoever held the address before may have enrolled
+    (a squatter who signed up with someone else's address keeps nothing).
     Raises AccountError when the password breaks the policy (the link stays usable);
     None when the link is unknown, used or expired. The person is not signed in.
     """
@@ -231,23 +280,52 @@ def reset_password(token: str, new_password: str) -> User | None:
     if row is None or user is None or not user.is_active:
         db.session.rollback()
         return None
+    was_verified = user.email_verified
     user.password_hash = password_hash
     user.password_changed_at = utcnow()
+    end_all_sessions_and_tokens(user)
+    cancel_account_links(user, address_was_verified=was_verified)
     if row.email == user.email:
         user.email_verified = True  # the link reached this mailbox
-    end_all_sessions_and_tokens(user)
-    _void_tokens(user, RESET_PASSWORD)
+        if not was_verified and totp.remove_factors(user):
+            record("two_step.removed", subject=user.sub, details={"reason": "address_proven"})
     record("password.reset", actor=user.sub, actor_type="user", subject=user.sub)
-    db.session.commit()
-    log.info("user %s reset their password; all sessions and grants revoked", user.id)
     send_mail(
         "password_changed",
         user.email,
-        name=user.name,
+        account=user.sub,
+        name=greeting_name(user),
         email=user.email,
         link=absolute_url("accounts.forgot_password"),
     )
+    db.session.commit()
+    log.info("user %s reset their password; all sessions and grants revoked", user.id)
     return user
+
+
+def cancel_account_links(user: User, *, address_was_verified: bool) -> None:
+    """A new password voids every outstanding link that could change the account; no commit.
+
+    Pending e-mail change links and password reset links are voided, so a session or
+    mailbox borrowed before the change cannot move or take the account later; while the
+    address was unverified, pending organization invitations to it are revoked too
+    (whoever held the account then had not proven the mailbox). A verification link for
+    the current address stays: it only proves what the account already claims.
+    """
+    db.session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.used_at.is_(None),
+            or_(
+                AccountToken.purpose == RESET_PASSWORD,
+                and_(AccountToken.purpose == VERIFY_EMAIL, AccountToken.email != user.email),
+            ),
+        )
+        .values(used_at=utcnow())
+    )
+    if not address_was_verified:
+        revoke_invitations_to(user.email)
 
 
 def end_all_sessions_and_tokens(user: User, keep_session_id: str | None = None) -> None:
@@ -316,7 +394,7 @@ def _issue(user: User, purpose: str, email: str, token: str | None = None) -> st
         AccountToken(
             token_hash=hash_token(secret),
             purpose=purpose,
-            user_id=user.id,
+            user=user,
             email=email,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl),
@@ -333,13 +411,16 @@ def _ttl(purpose: str) -> int:
     return int(config.email_verification_ttl)
 
 
-def _recently_sent(user: User, purpose: str, email: str) -> bool:
-    """True when a link for this purpose and address went out less than RESEND_INTERVAL ago."""
+def _recently_sent(user_id: int | None, purpose: str, email: str) -> bool:
+    """True when a link for this purpose and address went out less than RESEND_INTERVAL ago.
+
+    `user_id` None (an unknown address) runs the same query and finds nothing.
+    """
     since = utcnow() - RESEND_INTERVAL
     found = db.session.scalar(
         select(AccountToken.id)
         .where(
-            AccountToken.user_id == user.id,
+            AccountToken.user_id == user_id,
             AccountToken.purpose == purpose,
             AccountToken.email == email,
             AccountToken.created_at > since,
@@ -362,8 +443,8 @@ def _void_tokens(user: User, purpose: str, email: str | None = None) -> None:
 
 
 def _find_by_email(address: str) -> User | None:
-    """The person with this normalized e-mail, active or not."""
-    return db.session.scalar(select(User).where(User.email == address))
+    """The person with this normalized e-mail, active or not (one query either way)."""
+    return find_by_email(address)
 
 
 # Links and wording

@@ -7,9 +7,10 @@ import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from ..extensions import db
-from .models import Role, User
+from .models import Role, User, new_subject
 from .passwords import hash_password, needs_rehash, verify_dummy, verify_password
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,37 @@ def create_user(
         check_password_policy(password)
     if db.session.scalar(select(User.id).where(User.email == address)) is not None:
         raise AccountError(f"a user with the e-mail {address} already exists")
+    user = add_user(
+        address, password=password, name=name, roles=roles, email_verified=email_verified
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Lost a race with another request creating the same address.
+        db.session.rollback()
+        raise AccountError(f"a user with the e-mail {address} already exists") from None
+    return user
+
+
+def add_user(
+    email: str,
+    *,
+    password: str | None,
+    name: str = "",
+    roles: list[str] | None = None,
+    email_verified: bool = False,
+) -> User:
+    """Add a person to the session, not flushed or committed: the caller commits.
+
+    The unique address is enforced by the database at that commit (IntegrityError).
+    """
+    address = normalize_email(email)
+    if not is_valid_email(address):
+        raise AccountError(f"not a valid e-mail address: {email!r}")
+    if password is not None:
+        check_password_policy(password)
     user = User(
+        sub=new_subject(),
         email=address,
         name=name.strip(),
         email_verified=email_verified,
@@ -62,12 +93,6 @@ def create_user(
         roles=[_role(role_name) for role_name in dict.fromkeys(roles or [])],
     )
     db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # Lost a race with another request creating the same address.
-        db.session.rollback()
-        raise AccountError(f"a user with the e-mail {address} already exists") from None
     return user
 
 
@@ -98,7 +123,7 @@ def authenticate(email: str, password: str) -> User | None:
     not tell which addresses have accounts (OWASP Authentication Cheat Sheet).
     """
     address = normalize_email(email)
-    user = _find_by_email(address) if is_valid_email(address) else None
+    user = find_by_email(address) if is_valid_email(address) else None
     if user is None or not user.password_hash or len(password) > MAX_PASSWORD_LENGTH:
         verify_dummy(password[:MAX_PASSWORD_LENGTH])
         return None
@@ -111,9 +136,16 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def _find_by_email(address: str) -> User | None:
-    """The person with this normalized e-mail, active or not."""
-    return db.session.scalar(select(User).where(User.email == address))
+def find_by_email(address: str) -> User | None:
+    """The person with this normalized e-mail, active or not; roles load only when used.
+
+    One query whether or not the address has an account: eager-loading the roles would
+    add a second one for known addresses only, and the pages that look addresses up
+    (sign-in, sign-up, reset) must not take longer for them.
+    """
+    return db.session.scalar(
+        select(User).where(User.email == address).options(lazyload(User.roles))
+    )
 
 
 def _rehash(user: User, password: str) -> None:

@@ -15,16 +15,25 @@ from sqlalchemy import Select, select, update
 from ..audit import record
 from ..clients.models import Client
 from ..extensions import db, utcnow
+from ..mail import send_mail
 from ..oauth.consent import SCOPE_DESCRIPTIONS, describe_scopes
 from ..oauth.models import Consent, Grant
 from ..oauth.services import revoke_grant
 from ..sessions.models import LoginSession
 from .models import AccountToken, User
-from .passwords import hash_password, verify_password
-from .registration import end_all_sessions_and_tokens, request_email_change
-from .services import MAX_PASSWORD_LENGTH, AccountError, check_password_policy, normalize_email
+from .passwords import hash_password
+from .proof import ProofError, check_fresh_proof
+from .registration import (
+    absolute_url,
+    cancel_account_links,
+    end_all_sessions_and_tokens,
+    greeting_name,
+    request_email_change,
+)
+from .services import AccountError, check_password_policy, is_valid_email, normalize_email
 
 MAX_NAME_LENGTH = 200
+CURRENT_PASSWORD_WRONG = "Your current password is not correct."
 # A session is named on the page by the first 16 hex digits of its id (64 bits):
 # enough to tell one person's sessions apart, and never the whole stored id.
 SESSION_REFERENCE_LENGTH = 16
@@ -91,12 +100,19 @@ def update_name(user: User, name: str) -> None:
     db.session.commit()
 
 
-def request_new_email(user: User, new_email: str) -> str:
+def request_new_email(user: User, new_email: str, credential: str) -> str:
     """Send a verification link to `new_email`; the address changes only once it is opened.
 
+    Needs a fresh proof (accounts.proof: the password, or a code with two-step
+    verification on); raises ProofError without it, AccountError for a bad address.
     Returns the normalized address the link went to.
     """
     address = normalize_email(new_email)
+    if not is_valid_email(address):
+        raise AccountError("Enter a valid e-mail address.")
+    if address == user.email:
+        raise AccountError("This is already your e-mail address.")
+    check_fresh_proof(user, credential)
     request_email_change(user, address)
     return address
 
@@ -119,20 +135,28 @@ def pending_email(user: User) -> str | None:
 
 
 def change_password(
-    user: User, current_password: str, new_password: str, confirmation: str, keep_session_id: str
+    user: User, credential: str, new_password: str, confirmation: str, keep_session_id: str
 ) -> None:
-    """Replace the password after checking the current one; every other sign-in ends.
+    """Replace the password after a fresh proof; every other sign-in and account link ends.
 
+    The proof (accounts.proof) is the current password, or with two-step verification
+    on a code from the app; it is rate limited and counted by the account lockout.
     OWASP Session Management Cheat Sheet: a password change invalidates the other
     sessions; the person's refresh tokens and grants are revoked too, so a thief
-    holding an old token loses it with the old password.
+    holding an old token loses it with the old password. Pending e-mail change and
+    reset links are voided (registration.cancel_account_links), and the address is told.
+
+    Two-step factors stay, even on an account whose address was never verified: the
+    person changing the password is signed in and has just proven it, and removing
+    their factor would leave a real owner who has not yet opened the verification mail
+    weaker. A squatter's factors go when the address's owner proves the mailbox by a
+    password reset (registration.reset_password).
     """
-    if (
-        not user.password_hash
-        or len(current_password) > MAX_PASSWORD_LENGTH
-        or not verify_password(user.password_hash, current_password)
-    ):
-        raise PasswordChangeError("current_password", "Your current password is not correct.")
+    try:
+        check_fresh_proof(user, credential)
+    except ProofError as error:
+        message = CURRENT_PASSWORD_WRONG if error.reason == "wrong" else str(error)
+        raise PasswordChangeError("current_password", message) from None
     try:
         check_password_policy(new_password)
     except AccountError as error:
@@ -142,7 +166,16 @@ def change_password(
     user.password_hash = hash_password(new_password)
     user.password_changed_at = utcnow()
     end_all_sessions_and_tokens(user, keep_session_id=keep_session_id)
+    cancel_account_links(user, address_was_verified=user.email_verified)
     record("password.changed", actor=user.sub, actor_type="user", subject=user.sub)
+    send_mail(
+        "password_changed",
+        user.email,
+        account=user.sub,
+        name=greeting_name(user),
+        email=user.email,
+        link=absolute_url("accounts.forgot_password"),
+    )
     db.session.commit()
 
 

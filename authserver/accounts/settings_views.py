@@ -15,8 +15,9 @@ from wtforms.validators import DataRequired, Length
 
 from ..sessions.models import LoginSession
 from ..sessions.services import current_session, end_session
-from . import settings
+from . import proof, settings
 from .models import User
+from .proof import ProofError
 from .services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, AccountError
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -24,6 +25,7 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 TWO_STEP_PATH = "/account/two-step"
 # What a form's status code is when it is shown again with errors next to the fields.
 INVALID_FORM_STATUS = 422
+WRONG_PROOF = proof.WRONG_PASSWORD
 
 
 class NameForm(FlaskForm):
@@ -33,9 +35,11 @@ class NameForm(FlaskForm):
 
 
 class EmailForm(FlaskForm):
-    """A new e-mail address, to be verified before it replaces the current one."""
+    """A new e-mail address, to be verified before it replaces the current one, and a proof."""
 
     email = StringField("New e-mail", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
+    # The current password, or a code with two-step verification on (accounts.proof).
+    email_password = PasswordField("Your password", [Length(max=MAX_PASSWORD_LENGTH)])
 
 
 class PasswordForm(FlaskForm):
@@ -110,9 +114,17 @@ def change_email(login_session: LoginSession) -> ResponseReturnValue:
     """Send a verification link to a new address; it replaces the old one once opened."""
     form = EmailForm()
     if not form.validate_on_submit():
+        if form.email_password.errors:  # longer than any password can be
+            return _page(login_session, errors={"email_password": WRONG_PROOF})
         return _page(login_session, errors={"email": "Enter the new e-mail address."})
     try:
-        address = settings.request_new_email(login_session.user, form.email.data)
+        address = settings.request_new_email(
+            login_session.user, form.email.data, form.email_password.data or ""
+        )
+    except ProofError as error:
+        return _page(
+            login_session, errors={"email_password": str(error)}, new_email=form.email.data
+        )
     except AccountError as error:
         return _page(login_session, errors={"email": str(error)}, new_email=form.email.data)
     flash(f"We sent a link to {address}. Your e-mail address changes when you open it.")
@@ -122,7 +134,7 @@ def change_email(login_session: LoginSession) -> ResponseReturnValue:
 @bp.route("/password", methods=["POST"])
 @signed_in
 def change_password(login_session: LoginSession) -> ResponseReturnValue:
-    """Change the password; the other sessions and every grant end."""
+    """Change the password after a fresh proof; the other sessions and every grant end."""
     form = PasswordForm()
     if not form.validate_on_submit():
         return _page(login_session, errors={"current_password": "Enter your current password."})

@@ -242,12 +242,22 @@ def confirm_enrolment(user: User, code: str) -> list[str]:
 
 def disable(user: User) -> None:
     """Turn two-step verification off: the secret and every recovery code go."""
+    remove_factors(user)
+    record("two_step.disabled", subject=user.sub)
+    db.session.commit()
+
+
+def remove_factors(user: User) -> bool:
+    """Forget the secret (enrolled or pending) and every recovery code; the caller commits.
+
+    True when there was anything to forget.
+    """
+    had = user.totp_secret_encrypted is not None
     user.totp_secret_encrypted = None
     user.totp_enabled_at = None
     user.totp_last_step = None
-    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    record("two_step.disabled", subject=user.sub)
-    db.session.commit()
+    removed = db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    return had or _rowcount(removed) > 0
 
 
 def _new_recovery_code() -> str:

@@ -18,7 +18,7 @@ from ..sessions.models import LoginSession
 from ..sessions.services import auth_age_seconds, current_session
 from . import totp
 from .models import User
-from .passwords import verify_password
+from .proof import ProofError, check_fresh_proof
 from .services import MAX_PASSWORD_LENGTH
 from .two_step import (
     clear_pending,
@@ -204,34 +204,20 @@ def regenerate(login_session: LoginSession) -> ResponseReturnValue:
 @bp.route("/account/two-step/disable", methods=["POST"])
 @recent_sign_in
 def disable(login_session: LoginSession) -> ResponseReturnValue:
-    """Turn two-step verification off, with the password or a valid code."""
+    """Turn two-step verification off, with a fresh proof: the password or a valid code."""
     form = DisableForm()
     _require_form(form)
     user = login_session.user
     if not totp.is_enabled(user):
         return redirect(url_for("two_step.manage"))
     try:
-        proven = _proves_identity(user, form.credential.data or "")
-    except totp.TooManyFailures as error:
-        return _manage_page(user, errors={"credential": str(error)})
-    if not proven:
-        return _manage_page(user, errors={"credential": WRONG_CREDENTIAL})
+        check_fresh_proof(user, form.credential.data or "")
+    except ProofError as error:
+        message = WRONG_CREDENTIAL if error.reason == "wrong" else str(error)
+        return _manage_page(user, errors={"credential": message})
     totp.disable(user)
     flash("Two-step verification is off.")
     return redirect(url_for("two_step.manage"))
-
-
-def _proves_identity(user: User, credential: str) -> bool:
-    """The current password, a code from the app, or an unused recovery code."""
-    if not credential:
-        return False
-    if user.password_hash and verify_password(user.password_hash, credential):
-        return True
-    if totp.normalize_totp(credential) is not None:
-        return totp.check_second_factor(user, credential, "totp") is not None
-    if totp.normalize_recovery_code(credential) is not None:
-        return totp.check_second_factor(user, credential, "recovery") is not None
-    return False
 
 
 def _require_form(form: FlaskForm) -> None:

@@ -1,4 +1,4 @@
-"""The `authserver` command: Flask's CLI plus the users, clients, keys, roles and audit groups.
+"""The `authserver` command: Flask's CLI plus users, clients, keys, roles, audit and mail.
 
 Other tools script against these commands, so names and flags are stable. Output
 meant for machines (`--json`) goes to stdout alone; logs and errors go to stderr.
@@ -18,6 +18,7 @@ from .cleanup import cleanup_command
 from .clients import clients_cli
 from .first_run import print_first_run_hint, setup_hint_command
 from .keys import keys_cli
+from .mail import mail_cli
 from .roles import roles_cli
 from .users import users_cli
 
@@ -30,6 +31,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(roles_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(cleanup_command)
+    app.cli.add_command(mail_cli)
     app.cli.add_command(setup_hint_command)
 
 

@@ -8,6 +8,7 @@ port 465). Credentials are percent-decoded, so a password may hold any character
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -65,20 +66,29 @@ def parse_mail_url(url: str) -> SmtpSettings:
     )
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The client TLS context, verifying certificates against the system's CAs.
+
+    Made once per process, on first use: loading the CA bundle takes tens of
+    milliseconds, too much to pay for every message.
+    """
+    return ssl.create_default_context()
+
+
 def deliver_smtp(settings: SmtpSettings, message: EmailMessage) -> None:
     """Send one message; raises MailError on any failure."""
-    context = ssl.create_default_context()
     try:
         if settings.implicit_tls:
             with smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=SMTP_TIMEOUT, context=context
+                settings.host, settings.port, timeout=SMTP_TIMEOUT, context=tls_context()
             ) as smtp:
                 _login_and_send(smtp, settings, message)
         else:
             with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT) as smtp:
                 smtp.ehlo()
                 if smtp.has_extn("starttls"):
-                    smtp.starttls(context=context)
+                    smtp.starttls(context=tls_context())
                     smtp.ehlo()
                 elif settings.username is not None and not _is_loopback(settings.host):
                     # Never send credentials across a network in clear text.

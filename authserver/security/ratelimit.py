@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 EXTENSION = "authserver_limiter"
 KEY_PREFIX = "authserver"
 
-# POSTs to these pages count per client IP against `ratelimit_pages` (GETs are free).
+# POSTs to these pages count per client IP against `ratelimit_pages` (GETs are free):
+# the pages that check a password or code, and those that send mail.
 PAGE_ENDPOINTS = frozenset(
     {
         "accounts.login",
@@ -41,7 +42,12 @@ PAGE_ENDPOINTS = frozenset(
         "accounts.forgot_password",
         "accounts.reset_password",
         "accounts.resend_verification",
+        "account.change_email",
+        "account.change_password",
         "two_step.challenge",
+        "two_step.confirm",
+        "two_step.disable",
+        "orgs.invite",
         "device.submit_code",
         "device.decide",
     }

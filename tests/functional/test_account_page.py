@@ -367,7 +367,7 @@ def test_nobody_can_revoke_another_persons_app(app: Flask) -> None:
     ("path", "fields"),
     [
         ("/account/name", {"name": "Mallory"}),
-        ("/account/email", {"email": "mallory@example.com"}),
+        ("/account/email", {"email": "mallory@example.com", "email_password": PASSWORD}),
         (
             "/account/password",
             {
@@ -415,7 +415,9 @@ def test_changing_the_email_waits_for_the_new_address_to_be_verified(app: Flask)
     user = make_user()
     alice = browser(app)
     sign_in(alice)
-    response = post_form(alice, "/account/email", email="Alice.New@Example.com")
+    response = post_form(
+        alice, "/account/email", email="Alice.New@Example.com", email_password=PASSWORD
+    )
     assert response.status_code == 302
     db.session.refresh(user)
     assert user.email == "alice@example.com"
@@ -435,7 +437,9 @@ def test_changing_to_the_same_email_is_refused(app: Flask) -> None:
     make_user()
     alice = browser(app)
     sign_in(alice)
-    response = post_form(alice, "/account/email", email="ALICE@example.com")
+    response = post_form(
+        alice, "/account/email", email="ALICE@example.com", email_password=PASSWORD
+    )
     assert response.status_code == 422
     assert 'id="email-error"' in response.text
     assert db.session.scalar(select(AccountToken)) is None

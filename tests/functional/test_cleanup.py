@@ -19,6 +19,7 @@ from authserver.accounts.models import AccountToken, AuthFailure, User
 from authserver.audit.models import AuditEvent
 from authserver.clients.models import Client
 from authserver.extensions import db, utcnow
+from authserver.mail.models import MailMessage
 from authserver.maintenance import cleanup, cutoffs
 from authserver.oauth.models import (
     AuthorizationCode,
@@ -99,6 +100,21 @@ def add_account_token(user: User, expires_at: datetime) -> AccountToken:
     return row
 
 
+def add_mail(status: str, created_at: datetime) -> MailMessage:
+    row = MailMessage(
+        template="reset_password",
+        recipient="alice@example.com",
+        subject="Reset",
+        status=status,
+        attempts=0,
+        # A pending row waits for a retry later: nothing sends it during the test.
+        next_attempt_at=utcnow() + LATER,
+        created_at=created_at,
+    )
+    db.session.add(row)
+    return row
+
+
 def add_session(
     user: User, expires_at: datetime, revoked_at: datetime | None = None
 ) -> LoginSession:
@@ -148,6 +164,8 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "session": add_session(user, now + LATER),
         "recently_revoked_session": add_session(user, now + LATER, revoked_at=now - JUST_NOW),
         "audit": add_audit_event(now - timedelta(days=config.audit_retention_days - 1)),
+        "pending_mail": add_mail("pending", now - timedelta(days=config.mail_retention_days + 1)),
+        "recent_mail": add_mail("sent", now - timedelta(days=config.mail_retention_days - 1)),
     }
     gone = {
         "expired_refresh": add_refresh_token(live_grant, now - LONG_AGO),
@@ -158,6 +176,11 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "expired_session": add_session(user, now - LONG_AGO),
         "revoked_session": add_session(user, now + LATER, revoked_at=now - LONG_AGO),
         "audit": add_audit_event(now - timedelta(days=config.audit_retention_days + 1)),
+        "sent_mail": add_mail("sent", now - timedelta(days=config.mail_retention_days + 1)),
+        "failed_mail": add_mail("failed", now - timedelta(days=config.mail_retention_days + 1)),
+        "suppressed_mail": add_mail(
+            "suppressed", now - timedelta(days=config.mail_retention_days + 1)
+        ),
     }
     db.session.add_all(
         [
@@ -190,6 +213,7 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "login_sessions": 2,
         "auth_failures": 1,
         "audit_events": 1,
+        "mail_outbox": 3,
     }
     for name, (model, key) in gone_keys.items():
         assert db.session.get(model, key) is None, name

@@ -19,7 +19,7 @@ from authserver.accounts.registration import request_email_change, send_verifica
 from authserver.extensions import db, utcnow
 from tests.browser.mailbox import link_in, text_part
 from tests.factories import make_user
-from tests.mail_helpers import Browser, SmtpServer, running_smtp
+from tests.mail_helpers import Browser, SmtpServer, delivered, running_smtp
 from tests.oauth_helpers import csrf_token, sign_in
 
 
@@ -126,12 +126,14 @@ def test_a_signed_in_person_can_ask_for_a_new_link(app: Flask, smtp: SmtpServer)
     # Not more than one link a minute: the button answers the same but sends nothing.
     response = browser.post("/verify-email/resend", data={"csrf_token": csrf_token(home.text)})
     assert response.status_code == 200 and "Check your e-mail" in response.text
+    delivered()
     assert len(smtp.mailbox.sent_to("alice@example.com")) == 1
 
     db.session.execute(update(AccountToken).values(created_at=utcnow() - timedelta(minutes=2)))
     db.session.commit()
     home = browser.get("/")
     browser.post("/verify-email/resend", data={"csrf_token": csrf_token(home.text)})
+    delivered()
     assert len(smtp.mailbox.sent_to("alice@example.com")) == 2
     second = verify_path(smtp)
     assert second != first

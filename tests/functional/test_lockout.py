@@ -16,7 +16,7 @@ from authserver.audit.models import AuditEvent
 from authserver.extensions import db
 from tests.factories import make_user
 from tests.functional.test_sign_in import sign_in
-from tests.mail_helpers import running_smtp
+from tests.mail_helpers import delivered, running_smtp
 
 
 def answer(response: Any) -> tuple[int, bool, str]:
@@ -85,6 +85,7 @@ def test_a_lock_emails_the_owner_once_and_is_audited(app_factory: Any) -> None:
             for _ in range(5):
                 sign_in(client, password="wrong password")
             assert db.session.query(AuditEvent).filter_by(event="signin.locked").count() == 1
+            delivered()
     messages = [m for m in smtp.mailbox.messages if "paused" in str(m["Subject"])]
     assert len(messages) == 1
     assert messages[0]["To"] == "alice@example.com"

@@ -19,7 +19,7 @@ from authserver.extensions import db, utcnow
 from authserver.sessions.models import LoginSession
 from tests.browser.mailbox import link_in, text_part
 from tests.factories import PASSWORD, make_client, make_user
-from tests.mail_helpers import Browser, SmtpServer, running_smtp
+from tests.mail_helpers import Browser, SmtpServer, delivered, running_smtp
 from tests.oauth_helpers import basic, csrf_token, exchange, get_code, pkce_pair, sign_in
 
 NEW_PASSWORD = "seven swans a-swimming"
@@ -103,6 +103,7 @@ def test_the_mailed_link_sets_a_new_password(app: Flask, smtp: SmtpServer) -> No
     assert user.password_changed_at is not None
     assert can_sign_in(app, NEW_PASSWORD)
     assert not can_sign_in(app, PASSWORD)
+    delivered()
     subjects = [mail["Subject"] for mail in smtp.mailbox.sent_to("alice@example.com")]
     assert subjects == ["Reset your authserver password", "Your authserver password was changed"]
 

@@ -130,7 +130,7 @@ def test_request_new_email_refuses_the_current_or_an_invalid_address(
 ) -> None:
     user = make_user()
     with pytest.raises(AccountError):
-        settings.request_new_email(user, address)
+        settings.request_new_email(user, address, PASSWORD)
     assert db.session.scalar(select(AccountToken)) is None
 
 

@@ -50,6 +50,9 @@ def test_development_secret_is_generated_once_and_kept_private(tmp_path: Path) -
         ({"authorization_code_ttl": "0"}, "AUTHSERVER_AUTHORIZATION_CODE_TTL"),
         ({"redis_url": "http://x"}, "AUTHSERVER_REDIS_URL"),
         ({"mail_url": "mailto:x"}, "AUTHSERVER_MAIL_URL"),
+        ({"mail_sender": "cron"}, "AUTHSERVER_MAIL_SENDER"),
+        ({"mail_limit_ip": "lots"}, "AUTHSERVER_MAIL_LIMIT_IP"),
+        ({"mail_retention_days": "0"}, "AUTHSERVER_MAIL_RETENTION_DAYS"),
         ({"env": "staging"}, "AUTHSERVER_ENV"),
     ],
 )

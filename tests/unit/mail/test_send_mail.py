@@ -1,4 +1,5 @@
-"""send_mail: templates to a multipart message, delivered by SMTP or to the file outbox."""
+"""send_mail: templates to a multipart message, queued in the outbox and delivered by the
+sender over SMTP or to the file outbox."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
-from authserver.mail import render_mail, send_mail
+from authserver.extensions import db
+from authserver.mail import deliver_due, render_mail, send_mail
+from authserver.mail.models import MailMessage
 from tests.browser.mailbox import free_port, html_part, text_part
-from tests.mail_helpers import SmtpServer, running_smtp
+from tests.mail_helpers import SmtpServer, delivered, running_smtp
 
 LINK = "http://127.0.0.1:5000/password/reset/abc-123"
 
@@ -37,8 +41,11 @@ def test_the_message_has_a_text_and_an_html_part_from_the_templates(
         mail_url=smtp.url, product_name="Wonderland ID", mail_from="Wonderland <id@example.org>"
     )
     with app.app_context():
-        assert send_mail("reset_password", "alice@example.com", **reset_context()) is True
-    mail = smtp.mailbox.wait_for("alice@example.com")
+        assert send_mail("reset_password", "alice@example.com", **reset_context()).status == (
+            "pending"
+        )
+        db.session.commit()  # the commit stores the message and wakes the sender
+        mail = smtp.mailbox.wait_for("alice@example.com")
     assert mail["Subject"] == "Reset your Wonderland ID password"
     assert mail["From"] == "Wonderland <id@example.org>"
     assert mail["To"] == "alice@example.com"
@@ -52,7 +59,8 @@ def test_the_html_part_escapes_what_the_text_part_keeps(app_factory: Any, smtp: 
     app = app_factory(mail_url=smtp.url)
     with app.app_context():
         send_mail("reset_password", "alice@example.com", **{**reset_context(), "name": "<b>Al"})
-    mail = smtp.mailbox.wait_for("alice@example.com")
+        db.session.commit()
+        mail = smtp.mailbox.wait_for("alice@example.com")
     assert "Hello <b>Al," in text_part(mail)
     assert "&lt;b&gt;Al" in html_part(mail) and "<b>Al" not in html_part(mail)
 
@@ -60,10 +68,12 @@ def test_the_html_part_escapes_what_the_text_part_keeps(app_factory: Any, smtp: 
 def test_without_a_mail_url_the_message_goes_to_the_outbox_and_its_link_to_the_log(
     app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_factory(mail_url="", instance_path=str(tmp_path))
+    app = app_factory(mail_url="", instance_path=str(tmp_path), mail_sender="external")
     caplog.set_level(logging.INFO, logger="authserver.mail")
     with app.app_context():
-        assert send_mail("reset_password", "alice@example.com", **reset_context()) is True
+        send_mail("reset_password", "alice@example.com", **reset_context())
+        db.session.commit()
+        assert deliver_due().sent == 1
     files = list((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 1
     assert (tmp_path / "outbox").stat().st_mode & 0o777 == 0o700
@@ -80,9 +90,16 @@ def test_without_a_mail_url_the_message_goes_to_the_outbox_and_its_link_to_the_l
 def test_a_delivery_failure_is_logged_not_raised_and_hides_the_password(
     app_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_factory(mail_url=f"smtp://mailer:s3cret-pass@127.0.0.1:{free_port()}")
+    app = app_factory(
+        mail_url=f"smtp://mailer:s3cret-pass@127.0.0.1:{free_port()}", mail_sender="external"
+    )
     with app.app_context():
-        assert send_mail("reset_password", "alice@example.com", **reset_context()) is False
+        send_mail("reset_password", "alice@example.com", **reset_context())
+        db.session.commit()
+        assert deliver_due().retrying == 1
+        row = db.session.scalar(select(MailMessage))
+        assert row is not None and row.status == "pending" and row.attempts == 1
+        assert "s3cret-pass" not in (row.reason or "")
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors and "alice@example.com" in errors[0].getMessage()
     assert "s3cret-pass" not in caplog.text
@@ -93,20 +110,25 @@ def test_render_mail_does_the_rendering_but_sends_nothing(
 ) -> None:
     app: Flask = app_factory(mail_url=smtp.url)
     with app.app_context():
-        render_mail("reset_password", "alice@example.com", **reset_context())
+        row = render_mail("reset_password", "alice@example.com", reason="test", **reset_context())
         send_mail("password_changed", "bob@example.com", name="Bob", email="b", link=LINK)
-    smtp.mailbox.wait_for("bob@example.com")
+        db.session.commit()
+        smtp.mailbox.wait_for("bob@example.com")
+        delivered()
+        assert (row.status, row.reason) == ("suppressed", "test")
+        assert row.subject == "Reset your authserver password"
+        assert row.message is not None  # stored like a real one, so both cost the same
     assert smtp.mailbox.sent_to("alice@example.com") == []
 
 
 @pytest.mark.parametrize(
     ("template", "context"),
     [
-        ("verify_email", {"name": "A", "email": "a@x", "link": LINK, "valid_for": "1 day"}),
-        ("verify_new_email", {"name": "A", "email": "a@x", "link": LINK, "valid_for": "1 day"}),
+        ("verify_email", {"email": "a@x", "link": LINK, "valid_for": "1 day"}),
+        ("verify_new_email", {"email": "a@x", "link": LINK, "valid_for": "1 day"}),
         ("email_change_requested", {"name": "A", "email": "a@x", "new_email": "b@x", "link": LINK}),
         ("email_in_use", {"email": "a@x", "link": LINK}),
-        ("signup_existing", {"name": "A", "email": "a@x", "link": LINK, "reset_link": LINK}),
+        ("signup_existing", {"email": "a@x", "link": LINK, "reset_link": LINK}),
         ("reset_password", {"name": "A", "email": "a@x", "link": LINK, "valid_for": "30 minutes"}),
         ("password_changed", {"name": "A", "email": "a@x", "link": LINK}),
     ],
@@ -114,9 +136,11 @@ def test_render_mail_does_the_rendering_but_sends_nothing(
 def test_every_mail_template_has_a_subject_and_its_link_in_both_parts(
     app_factory: Any, tmp_path: Path, template: str, context: dict[str, Any]
 ) -> None:
-    app = app_factory(instance_path=str(tmp_path))
+    app = app_factory(instance_path=str(tmp_path), mail_sender="external")
     with app.app_context():
-        assert send_mail(template, "a@example.com", **context)
+        send_mail(template, "a@example.com", **context)
+        db.session.commit()
+        assert deliver_due().sent == 1
     [file] = (tmp_path / "outbox").glob("*.eml")
     mail = message_from_bytes(file.read_bytes(), policy=default_policy)
     assert isinstance(mail, EmailMessage)

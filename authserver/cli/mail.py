@@ -1,0 +1,68 @@
+"""`authserver mail`: deliver the mail outbox, and see what is waiting in it.
+
+With `AUTHSERVER_MAIL_SENDER=external`, run `authserver mail deliver --follow` as its own
+service; with the default (`thread`) every serving process delivers by itself and
+`deliver` is only needed to push out what is due right now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import click
+from flask.cli import AppGroup
+
+mail_cli = AppGroup("mail", help="Deliver the mail outbox and show its state.")
+
+log = logging.getLogger("authserver.mail")
+
+
+@mail_cli.command("deliver")
+@click.option("--follow", "-f", is_flag=True, help="Keep delivering as mail comes (Ctrl-C ends).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="With --follow: seconds between looks at the outbox.",
+)
+def deliver_command(follow: bool, interval: float) -> None:
+    """Send every message that is due; print how many went, wait for a retry, or failed.
+
+    Safe to run on several machines at once, and next to the serving processes' own
+    sender threads: a message is claimed by one sender before it is sent.
+    """
+    from ..extensions import db
+    from ..mail import deliver_due
+
+    if not follow:
+        done = deliver_due()
+        click.echo(f"sent: {done.sent}\nretrying: {done.retrying}\nfailed: {done.failed}")
+        return
+    try:
+        while True:
+            try:
+                deliver_due()
+            except Exception:  # the database may be away for a moment: say so, carry on
+                log.exception("mail delivery failed; trying again in %.0f s", interval)
+                db.session.rollback()
+            db.session.remove()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+@mail_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_command(as_json: bool) -> None:
+    """Messages per status (pending, sent, failed, suppressed) and the oldest pending one."""
+    from ..mail import status_counts
+
+    counts = status_counts()
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    for name, value in counts.items():
+        click.echo(f"{name}: {value if value is not None else '-'}")
