@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from flask import Response, g, jsonify, request
 from joserfc import jws, jwt
@@ -36,7 +36,7 @@ ALGORITHMS = ("ES256", "RS256")
 MAX_TOKEN_LENGTH = 8192
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     """A JSON number (RFC 7519 NumericDate); `true` is not one, though Python says it is an int."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
