@@ -9,9 +9,11 @@ within that bound; a change made here is seen at once (`invalidate_client_cache`
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -39,6 +41,10 @@ class OAuthClient:
     resources: tuple[str, ...]
     web_origins: tuple[str, ...]
     skip_consent: bool
+    # RFC 7662 section 4: may introspect access tokens issued to other clients.
+    is_resource_server: bool = False
+    # Seconds since the epoch: access tokens of this client issued before then are revoked.
+    tokens_not_before: float | None = None
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -56,7 +62,31 @@ class OAuthClient:
             resources=tuple(client.resources or ()),
             web_origins=tuple(client.web_origins or ()),
             skip_consent=bool(client.skip_consent),
+            is_resource_server=bool(client.is_resource_server),
+            tokens_not_before=(
+                client.tokens_not_before.timestamp() if client.tokens_not_before else None
+            ),
         )
+
+    def issued_too_early(self, iat: Any) -> bool:
+        """True for a token issued before the client's secret rotation or disabling.
+
+        `iat` has whole seconds, so a token from the very second of the change counts as
+        before it (`issue_at` makes new tokens wait for the next second instead).
+        """
+        if self.tokens_not_before is None:
+            return False
+        return not isinstance(iat, int) or iat < math.ceil(self.tokens_not_before)
+
+    def issue_at(self, now: float) -> int:
+        """The `iat` for a token issued at `now`: never one `issued_too_early` would refuse.
+
+        Only in the second after a rotation does this wait, for what is left of it.
+        """
+        if self.tokens_not_before is not None and now < math.ceil(self.tokens_not_before):
+            time.sleep(math.ceil(self.tokens_not_before) - now)
+            now = math.ceil(self.tokens_not_before)
+        return int(now)
 
     @property
     def is_public(self) -> bool:

@@ -10,6 +10,7 @@ by `jti` until they expire.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -19,6 +20,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import bindparam, exists, or_, select
 
+from ..clients.cache import load_client
 from ..extensions import db, utcnow
 from ..keys import current_keyring
 from ..keys.jws import sign_compact
@@ -64,7 +66,8 @@ def issue_access_token(
     config = current_app.config["AUTHSERVER"]
     alg = config.access_token_alg
     kid, key = current_keyring().signing_key(alg)
-    now = int(utcnow().timestamp())
+    client = load_client(client_id)  # cached: the token endpoint has just loaded it
+    now = client.issue_at(time.time()) if client is not None else int(time.time())
     claims: dict[str, Any] = {
         "iss": config.issuer,
         "sub": subject,
@@ -144,15 +147,19 @@ _REVOKED_WITH_GRANT = select(
 
 
 def is_revoked(token: AccessToken) -> bool:
-    """RFC 7009: revoked on its own, or through its grant (family revocation); one query."""
+    """RFC 7009: revoked on its own, through its grant (family revocation) or its client.
+
+    A client's rotation of its secret or its disabling revokes every access token issued
+    to it before (`tokens_not_before`), so tokens minted with a leaked secret do not come
+    back when the client is enabled again. One query at most; the client is cached.
+    """
+    client = load_client(str(token.claims.get("client_id")))
+    if client is not None and client.issued_too_early(token.claims.get("iat")):
+        return True
     grant_id = token.grant_id
     if grant_id is None:
-        if db.session.scalar(_REVOKED_ALONE, {"jti": token.jti}):
-            return True
         # A client's own token (client_credentials) lives as long as its client is active.
-        from ..clients.cache import load_client
-
-        return load_client(str(token.claims.get("client_id"))) is None
+        return client is None or bool(db.session.scalar(_REVOKED_ALONE, {"jti": token.jti}))
     # A grant that no longer exists (deleted with its client or user) revokes its tokens too.
     return bool(db.session.scalar(_REVOKED_WITH_GRANT, {"jti": token.jti, "grant_id": grant_id}))
 

@@ -218,6 +218,7 @@ def _seed(app: Flask) -> tuple[str, str, str, str]:
             redirect_uris=(),
             grant_types=("client_credentials",),
             scope="api:read",
+            is_resource_server=True,
         )
         assert rp_secret is not None and rs_secret is not None
         db.session.commit()
@@ -266,9 +267,12 @@ def authorization_code(
         )
         data = {html.unescape(k): html.unescape(v) for k, v in fields.items()}
         data["decision"] = "allow"
+        ticked = re.findall(
+            r'<input type="checkbox" name="([^"]+)" value="([^"]*)" checked>', response.text
+        )
         response = browser.post(
             instance.url + "/authorize/decision",
-            data=data,
+            data=[*data.items(), *((html.unescape(k), html.unescape(v)) for k, v in ticked)],
             allow_redirects=False,
             timeout=HTTP_TIMEOUT,
         )
@@ -304,11 +308,16 @@ def refresh(cluster: Cluster, instance: Instance, refresh_token: str) -> request
 
 
 def introspect(cluster: Cluster, instance: Instance, token: str) -> dict[str, Any]:
-    """RFC 7662, asked by the resource server."""
+    """RFC 7662: access tokens asked by the resource server, refresh tokens by their client
+    (section 4: a resource server never learns about refresh tokens)."""
+    is_jwt = token.count(".") == 2
+    client_id, secret = (
+        (cluster.rs_id, cluster.rs_secret) if is_jwt else (cluster.rp_id, cluster.rp_secret)
+    )
     response = requests.post(
         instance.url + "/oauth2/introspect",
         data={"token": token},
-        headers=basic(cluster.rs_id, cluster.rs_secret),
+        headers=basic(client_id, secret),
         timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 200, response.text

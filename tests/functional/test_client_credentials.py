@@ -105,7 +105,11 @@ def test_tokens_of_a_disabled_client_introspect_inactive(
 
     access = token(client, service).get_json()["access_token"]
     resource_server, rs_secret = make_client(
-        name="RS", redirect_uris=[], grant_types=["client_credentials"], scope="x"
+        name="RS",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope="x",
+        is_resource_server=True,
     )
     auth = basic(resource_server.client_id, rs_secret)
     assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json()[
@@ -117,3 +121,56 @@ def test_tokens_of_a_disabled_client_introspect_inactive(
     assert client.post("/oauth2/introspect", data={"token": access}, headers=auth).get_json() == {
         "active": False
     }
+
+
+def _introspect(client: FlaskClient, token_value: str) -> dict[str, Any]:
+    """Ask a resource server's question: is this token active?"""
+    rs, rs_secret = make_client(
+        name="RS",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope="x",
+        is_resource_server=True,
+    )
+    assert rs_secret is not None
+    response = client.post(
+        "/oauth2/introspect", data={"token": token_value}, headers=basic(rs.client_id, rs_secret)
+    )
+    assert response.status_code == 200
+    return dict(response.get_json())
+
+
+def test_a_leaked_secrets_tokens_stay_dead_after_disable_rotate_enable(
+    client: FlaskClient, service
+) -> None:
+    """Disabling and rotating cut off every earlier token; enabling again revives none."""
+    from authserver.admin.services import rotate_client_secret, set_client_active
+    from authserver.roles.ceiling import SYSTEM
+
+    leaked = token(client, service).get_json()["access_token"]
+    assert _introspect(client, leaked)["active"] is True
+
+    set_client_active(service[0], False, actor=SYSTEM)
+    new_secret = rotate_client_secret(service[0], actor=SYSTEM)
+    set_client_active(service[0], True, actor=SYSTEM)
+
+    assert _introspect(client, leaked) == {"active": False}
+    # The client works again with its new secret, at once.
+    fresh = token(client, (service[0], new_secret))
+    assert fresh.status_code == 200
+    assert _introspect(client, fresh.get_json()["access_token"])["active"] is True
+    assert token(client, service).status_code == 401  # the old secret is gone
+
+
+def test_rotating_the_secret_alone_revokes_tokens_issued_before(
+    client: FlaskClient, service
+) -> None:
+    from authserver.admin.services import rotate_client_secret
+    from authserver.roles.ceiling import SYSTEM
+
+    before = token(client, service).get_json()["access_token"]
+    secret = rotate_client_secret(service[0], actor=SYSTEM)
+    after = token(client, (service[0], secret)).get_json()["access_token"]
+
+    assert _introspect(client, before) == {"active": False}
+    assert _introspect(client, after)["active"] is True

@@ -156,6 +156,7 @@ def faulty_server(
             redirect_uris=(),
             grant_types=("client_credentials",),
             scope="api:read",
+            is_resource_server=True,
         )
         rp, rp_secret = make_client(name="Live RP")
         assert rs_secret is not None and rp_secret is not None
@@ -280,10 +281,11 @@ def _rotate(
 
 
 def introspect(server: Faulty, token: str) -> dict[str, Any]:
+    """Access tokens asked by the resource server, refresh tokens by their own client."""
     response = requests.post(
         server.url + "/oauth2/introspect",
         data={"token": token},
-        headers=basic(*server.rs),
+        headers=basic(*(server.rs if token.count(".") == 2 else server.rp)),
         timeout=30,
     )
     assert response.status_code == 200, response.text

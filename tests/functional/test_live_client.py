@@ -34,6 +34,7 @@ pytestmark = pytest.mark.live
 
 SCOPE = "openid profile email offline_access"
 HIDDEN_INPUT_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+TICKED_INPUT_RE = re.compile(r'<input type="checkbox" name="([^"]+)" value="([^"]*)" checked>')
 FORM_ACTION_RE = re.compile(r'<form method="post" action="([^"]+)"')
 
 
@@ -73,6 +74,7 @@ def live_server(app_factory: Any) -> Iterator[LiveServer]:
             redirect_uris=(),
             grant_types=("client_credentials",),
             scope="api:read",
+            is_resource_server=True,
         )
         assert rp_secret is not None and rs_secret is not None
         live = LiveServer(url, app, rp.client_id, rp_secret, rs.client_id, rs_secret, user.sub)
@@ -91,6 +93,11 @@ def live_server(app_factory: Any) -> Iterator[LiveServer]:
 def hidden_fields(page: str) -> dict[str, str]:
     """The hidden inputs of a hosted page's form (CSRF token, continuation parameters)."""
     return {html.unescape(k): html.unescape(v) for k, v in HIDDEN_INPUT_RE.findall(page)}
+
+
+def ticked_fields(page: str) -> list[tuple[str, str]]:
+    """The ticked, enabled checkboxes of a hosted page's form (the consent page's scopes)."""
+    return [(html.unescape(k), html.unescape(v)) for k, v in TICKED_INPUT_RE.findall(page)]
 
 
 def form_action(base: str, page: str) -> str:
@@ -123,7 +130,8 @@ def browse_to_callback(server: LiveServer, authorization_url: str) -> str:
             assert 'value="allow"' in response.text, "neither a sign-in nor a consent page"
             fields["decision"] = "allow"
         action = form_action(response.url, response.text)
-        response = browser.post(action, data=fields, allow_redirects=False, timeout=10)
+        data = [*fields.items(), *ticked_fields(response.text)]
+        response = browser.post(action, data=data, allow_redirects=False, timeout=10)
     raise AssertionError("too many redirects before reaching the client")
 
 
@@ -258,14 +266,17 @@ def test_authlib_client_runs_code_flow_pkce_refresh_revoke_and_introspection(
     refreshed_id = verify_id_token(refreshed, keys, server.url, server.rp_id, None)
     assert refreshed_id["sub"] == server.user_sub
     assert refreshed_id["auth_time"] == id_claims["auth_time"]
-    assert introspect(rs, meta["introspection_endpoint"], old_refresh) == {"active": False}
-    assert introspect(rs, meta["introspection_endpoint"], new_refresh)["active"] is True
+    # Refresh tokens are the client's own: it introspects them itself (RFC 7662 section 4).
+    own = OAuth2Session(server.rp_id, server.rp_secret)
+    assert introspect(own, meta["introspection_endpoint"], old_refresh) == {"active": False}
+    assert introspect(own, meta["introspection_endpoint"], new_refresh)["active"] is True
+    assert introspect(rs, meta["introspection_endpoint"], new_refresh) == {"active": False}
 
     # Presenting the rotated token again is reuse: refused, and the whole family is revoked.
     assert refresh_fails(rp, meta["token_endpoint"], old_refresh) == "invalid_grant"
     assert refresh_fails(rp, meta["token_endpoint"], new_refresh) == "invalid_grant"
     for revoked in (new_refresh, refreshed["access_token"], token["access_token"]):
-        assert introspect(rs, meta["introspection_endpoint"], revoked) == {"active": False}
+        assert introspect(own, meta["introspection_endpoint"], revoked) == {"active": False}
 
     # A second sign-in (consent remembered), then RFC 7009 revocation by the client.
     rp2, (token2, nonce2, _) = sign_in_with_authlib(server, meta)
@@ -275,7 +286,7 @@ def test_authlib_client_runs_code_flow_pkce_refresh_revoke_and_introspection(
         meta["revocation_endpoint"], token=token2["refresh_token"], token_type_hint="refresh_token"
     )
     assert revoked.status_code == 200, revoked.text
-    assert introspect(rs, meta["introspection_endpoint"], token2["refresh_token"]) == {
+    assert introspect(own, meta["introspection_endpoint"], token2["refresh_token"]) == {
         "active": False
     }
     # Revoking the refresh token revokes its grant, so the access token goes with it.

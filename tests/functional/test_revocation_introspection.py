@@ -124,3 +124,38 @@ def test_public_client_can_revoke_its_own_tokens(client: FlaskClient, app: Flask
         "client_id": public.client_id,
     }
     assert client.post("/oauth2/token", data=data).get_json()["error"] == "invalid_grant"
+
+
+def test_only_the_tokens_client_or_a_resource_server_may_introspect(
+    client: FlaskClient, rp
+) -> None:
+    """RFC 7662 section 4: another client learns nothing, not even that the token is live."""
+    tokens = tokens_for(client, rp)
+    (rp, rp_secret) = rp
+    other, other_secret = make_client(
+        name="Another app", redirect_uris=[], grant_types=["client_credentials"], scope="x"
+    )
+    api, api_secret = make_client(
+        name="API",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope="x",
+        is_resource_server=True,
+    )
+    assert other_secret is not None and api_secret is not None
+
+    def ask(client_id: str, secret: str, value: str) -> dict[str, Any]:
+        response = client.post(
+            "/oauth2/introspect", data={"token": value}, headers=basic(client_id, secret)
+        )
+        assert response.status_code == 200
+        return dict(response.get_json())
+
+    access, refresh = tokens["access_token"], tokens["refresh_token"]
+    assert ask(other.client_id, other_secret, access) == {"active": False}
+    assert ask(other.client_id, other_secret, refresh) == {"active": False}
+    assert ask(api.client_id, api_secret, access)["active"] is True
+    # Refresh tokens are only ever the client's own business.
+    assert ask(api.client_id, api_secret, refresh) == {"active": False}
+    assert ask(rp.client_id, rp_secret, access)["active"] is True
+    assert ask(rp.client_id, rp_secret, refresh)["active"] is True

@@ -15,7 +15,8 @@ from .tokens import PresentedToken, find_token
 
 
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):
-    """Confidential clients may introspect; anything not live answers `{"active": false}`."""
+    """Confidential clients introspect their own tokens, resource servers any access token;
+    anything else, and anything not live, answers `{"active": false}`."""
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -28,8 +29,15 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
         return find_token(token_string, token_type_hint)
 
     def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
-        """Any authenticated confidential client: resource servers are clients here."""
-        return True
+        """Section 4: only the client the token was issued to, or a resource server.
+
+        A resource server (a client registered with `is_resource_server`) learns about the
+        access tokens presented to it; refresh tokens are only ever the client's own. Any
+        other caller is answered `{"active": false}`, as for a token that does not exist.
+        """
+        if token.check_client(client):
+            return True
+        return token.access is not None and bool(getattr(client, "is_resource_server", False))
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
         if token is None or not token.is_active():
