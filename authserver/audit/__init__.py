@@ -1,7 +1,15 @@
 """The audit log of security events: `record(...)` adds one to the caller's transaction."""
 
+from flask import Flask
+
 from . import models as models
+from .services import printable
 from .services import record as record
 from .services import record_and_commit as record_and_commit
 
-__all__ = ["models", "record", "record_and_commit"]
+__all__ = ["init_app", "models", "record", "record_and_commit"]
+
+
+def init_app(app: Flask) -> None:
+    """`|printable` in templates: event fields shown with control characters escaped."""
+    app.add_template_filter(printable, "printable")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, overload
@@ -76,14 +77,21 @@ def record_signin_failure(email: str) -> AuditEvent:
     """A rejected e-mail and password, with the reason; commits.
 
     The log is for admins only, so it may name the attempted address and why the
-    attempt failed, which the sign-in page itself never tells.
+    attempt failed, which the sign-in page itself never tells. What was typed is kept
+    only when it is a well-formed address (`typed_address`): anything else could carry
+    line breaks or terminal escapes into whoever reads the log.
     """
-    from ..accounts.models import User
-    from ..accounts.services import normalize_email
+    from ..accounts.services import find_by_email
 
-    address = normalize_email((email or "").replace("\x00", ""))[: _WIDTHS["actor"]]
-    known = address and address == normalize_email(email or "")
-    user = db.session.scalar(select(User).where(User.email == address)) if known else None
+    address = typed_address(email)
+    if address is None:
+        return record_and_commit(
+            "signin.failure",
+            actor=None,
+            actor_type="user",
+            details={"reason": "malformed_email"},
+        )
+    user = find_by_email(address)  # the same one query for known and unknown addresses
     if user is None:
         reason = "unknown_account"
     elif not user.is_active:
@@ -97,6 +105,47 @@ def record_signin_failure(email: str) -> AuditEvent:
         subject=user.sub if user is not None else None,
         details={"reason": reason, "email": address},
     )
+
+
+def typed_address(email: Any) -> str | None:
+    """A typed e-mail address fit for the log: normalized and well formed, else None."""
+    from ..accounts.services import is_valid_email, normalize_email
+
+    if not isinstance(email, str):
+        return None
+    address = normalize_email(email)
+    return address if is_valid_email(address) else None
+
+
+# Control characters (C0, DEL, C1), format characters (bidi overrides, zero-width) and the
+# Unicode line and paragraph separators: shown escaped wherever the log is read.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(value: Any) -> str:
+    """`value` as text with every control or invisible character escaped (\\n, \\x1b, \\u202e).
+
+    Whatever someone managed to get into an event (a typed address, a user agent), a
+    terminal (`authserver audit tail`) or the console shows it as inert text: no forged
+    lines, no escape sequences, no text direction tricks. A backslash is doubled, so an
+    escape cannot be faked either.
+    """
+    text = "" if value is None else str(value)
+    return "".join(_escaped(char) for char in text)
+
+
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if unicodedata.category(char) not in _UNPRINTABLE_CATEGORIES:
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def without_secrets(details: dict[str, Any], event: str = "") -> dict[str, Any]:

@@ -76,23 +76,28 @@ def _last_id() -> int:
 
 
 def _print(row: AuditEvent, as_json: bool) -> None:
-    """One event on one line."""
-    from ..audit.services import iso_utc, to_json_line
+    """One event on one line: every field escaped (`printable`), so none can start another.
+
+    JSON lines escape control characters themselves (json.dumps with ensure_ascii).
+    """
+    from ..audit.services import iso_utc, printable, to_json_line
 
     if as_json:
         click.echo(to_json_line(row), nl=False)
         return
-    actor = f"{row.actor_type}:{row.actor or '-'}"
+    actor = f"{printable(row.actor_type)}:{printable(row.actor or '-')}"
     parts = [
         iso_utc(row.created_at),
-        f"{row.event:<30}",
+        f"{printable(row.event):<30}",
         f"actor={actor}",
-        f"subject={row.subject or '-'}",
-        f"client={row.client_id or '-'}",
-        f"ip={row.ip or '-'}",
+        f"subject={printable(row.subject or '-')}",
+        f"client={printable(row.client_id or '-')}",
+        f"ip={printable(row.ip or '-')}",
     ]
     if row.details:
-        parts.append(" ".join(f"{key}={value}" for key, value in row.details.items()))
+        parts.append(
+            " ".join(f"{printable(key)}={printable(value)}" for key, value in row.details.items())
+        )
     click.echo("  ".join(parts))
 
 

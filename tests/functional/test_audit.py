@@ -128,6 +128,48 @@ def test_a_disabled_account_records_why(app: Flask) -> None:
     assert only("signin.failure").details["reason"] == "account_disabled"
 
 
+FORGED_LINE = (
+    "x@example.com\n2026-01-01T00:00:00Z  admin.user.roles_changed        actor=user:root"
+    "  subject=root  \x1b[2J\u202e"
+)
+
+
+def test_a_malformed_address_is_not_stored_as_typed(app: Flask) -> None:
+    """Only a well-formed address is kept; a typed line break or escape never reaches the log."""
+    post_login_as(browser(app), FORGED_LINE, PASSWORD)
+
+    event = only("signin.failure")
+    assert event.details == {"reason": "malformed_email"}
+    assert "\n" not in json.dumps(event.details) and "root" not in json.dumps(event.details)
+
+
+def test_audit_output_escapes_control_characters_everywhere(app: Flask) -> None:
+    """CLI tail, console and JSON-lines export: one event is one line, escapes are inert."""
+    from authserver.audit import record
+
+    record("signin.failure", subject=FORGED_LINE, details={FORGED_LINE: FORGED_LINE})
+    db.session.commit()
+
+    tail = app.test_cli_runner().invoke(args=["audit", "tail", "-n", "5"])
+    assert tail.exit_code == 0, tail.output
+    lines = tail.stdout.splitlines()
+    assert len(lines) == 1
+    assert "\x1b" not in tail.stdout and "\u202e" not in tail.stdout
+    assert "\\n2026-01-01" in lines[0] and "\\x1b[2J" in lines[0] and "\\u202e" in lines[0]
+
+    export = app.test_cli_runner().invoke(args=["audit", "export"])
+    assert len(export.stdout.splitlines()) == 1
+    assert json.loads(export.stdout)["subject"] == FORGED_LINE
+
+    admin = make_user(email="root@example.com", roles=["admin"])
+    console = browser(app)
+    sign_in(console, admin.email)
+    page = console.get("/admin/audit")
+    assert page.status_code == 200
+    assert "\x1b" not in page.text and "\u202e" not in page.text
+    assert "\\x1b[2J" in page.text
+
+
 def test_sign_out_is_recorded(app: Flask) -> None:
     user = make_user()
     alice = browser(app)
