@@ -138,3 +138,13 @@ def test_redis_down_fails_closed_when_configured(app_factory: Any) -> None:
     token = client.post("/oauth2/token", data={"grant_type": "x"})
     assert token.status_code == 503
     assert token.get_json()["error"] == "temporarily_unavailable"
+
+
+def test_the_readme_says_what_failing_closed_answers() -> None:
+    """README and code agree: failing closed refuses with 503 (above), not 429."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme[readme.index("**Rate limits**") :].split("\n\n")[0]
+    assert "AUTHSERVER_RATELIMIT_FAIL_CLOSED=true" in paragraph
+    assert "503" in paragraph and "(429)" not in paragraph
