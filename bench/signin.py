@@ -195,7 +195,7 @@ def _sign_in(session: requests.Session, target: Authserver, login_url: str) -> f
     form = post_form(page.text) if page.status_code == 200 else None
     if form is None or "csrf_token" not in form[1]:
         raise AuthserverError(f"GET /login answered {page.status_code} without the form")
-    action, data = form
+    action, data, _ = form
     data.update(email=target.email, password=target.password)
     started = time.perf_counter()
     response = session.post(

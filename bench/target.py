@@ -85,6 +85,10 @@ CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]*)"')
 FORM_RE = re.compile(r'<form\b[^>]*\bmethod="post"[^>]*>.*?</form>', re.DOTALL | re.IGNORECASE)
 ACTION_RE = re.compile(r'\baction="([^"]*)"')
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+# A ticked, enabled checkbox (a disabled one is not sent by browsers).
+CHECKED_RE = re.compile(
+    r'<input type="checkbox" name="([^"]+)" value="([^"]*)" checked(?! disabled)[^>]*>'
+)
 
 
 class AuthserverError(IssuerError):
@@ -300,15 +304,16 @@ class Authserver(IssuerUnderTest):
         form = post_form(response.text) if response.status_code == 200 else None
         if form is None:
             return super()._interact(session, response)
-        action, fields = form
+        action, fields, ticked = form
         if "password" in fields:
             fields.update(email=self.email, password=self.password)
         elif "decision" in fields:
             fields["decision"] = "allow"
         else:
             raise AuthserverError(f"unexpected form on {response.url}: {sorted(fields)}")
+        data = [*fields.items(), *ticked]
         return session.post(
-            urljoin(response.url, action), data=fields, allow_redirects=False, timeout=HTTP_TIMEOUT
+            urljoin(response.url, action), data=data, allow_redirects=False, timeout=HTTP_TIMEOUT
         )
 
     # -- tokens ------------------------------------------------------------------------
@@ -372,17 +377,22 @@ def _end_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def post_form(page: str) -> tuple[str, dict[str, str]] | None:
-    """The first POST form of a page: its action and fields (hidden ones filled, others empty)."""
+def post_form(page: str) -> tuple[str, dict[str, str], list[tuple[str, str]]] | None:
+    """The first POST form of a page: its action, its fields (hidden ones filled, others
+    empty) and its ticked checkboxes (the consent page's scopes), as a browser sends them."""
     match = FORM_RE.search(page)
     if match is None:
         return None
     form = match.group(0)
     action = ACTION_RE.search(form)
     fields = {html.unescape(k): html.unescape(v) for k, v in HIDDEN_RE.findall(form)}
+    ticked = [
+        (html.unescape(name), html.unescape(value)) for name, value in CHECKED_RE.findall(form)
+    ]
     for name in re.findall(r'<(?:input|button)\b[^>]*\bname="([^"]+)"', form):
-        fields.setdefault(html.unescape(name), "")
-    return html.unescape(action.group(1)) if action else "", fields
+        if not any(name == box for box, _ in ticked):
+            fields.setdefault(html.unescape(name), "")
+    return html.unescape(action.group(1)) if action else "", fields, ticked
 
 
 def wrk_requests_per_second(url: str, seconds: int = 5) -> float:
