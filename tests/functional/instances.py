@@ -183,7 +183,10 @@ def two_instances(
         AUTHSERVER_RATELIMIT_PAGES=f"{PAGE_LIMIT}/minute",
     )
     environ.update({f"AUTHSERVER_{k.upper()}": v for k, v in settings.items()})
-    app = create_app(app_overrides(database_url, instance_dir, issuer=issuer))
+    # Seeds and empties the tables only: no mail sender thread racing the engine's disposal.
+    app = create_app(
+        app_overrides(database_url, instance_dir, issuer=issuer, mail_sender="external")
+    )
     instances: list[Instance] = []
     try:
         for name, port in (("a", port_a), ("b", port_b)):

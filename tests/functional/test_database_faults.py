@@ -184,6 +184,8 @@ def faulty_server(
             instance_dir,
             issuer=url,
             ratelimit_enabled=False,
+            # No mail here: a sender thread would race the engine's disposal at teardown.
+            mail_sender="external",
         )
     )
     served["app"] = app
