@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     from .admin import views as admin_views
     from .cli import register_commands
     from .clients import registration_views
+    from .clients.origins import is_registered_origin
     from .extensions import csrf, db
     from .oauth import device_views
     from .oidc import logout
@@ -72,7 +73,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
 
         Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    security.init_app(app)
+    security.init_app(app, is_registered_origin=is_registered_origin)
     audit.init_app(app)
     mail.init_app(app)
     sessions.init_app(app)
@@ -95,6 +96,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     ):
         app.register_blueprint(blueprint)
     register_commands(app)
+    security.check_app(app)
     return app
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from .models import Client
+from .origins import invalidate_origin_cache
 
 CACHE_KEY = "authserver.clients"
 
@@ -163,7 +164,5 @@ def load_client(client_id: str | None) -> OAuthClient | None:
 
 def invalidate_client_cache(client_id: str) -> None:
     """Forget a client in this process after it changed, with the CORS origins it allowed."""
-    from ..security.cors import invalidate_origin_cache
-
     current_app.extensions.get(CACHE_KEY, {}).pop(client_id, None)
     invalidate_origin_cache()

@@ -31,12 +31,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from ..core import capabilities
 from ..extensions import db, utcnow
 from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
 from . import services
 from .cache import invalidate_client_cache
 from .models import Client, InitialAccessToken
-from .services import PUBLIC, ClientError, create_client, get_client
+from .services import ClientError, create_client, get_client
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +297,7 @@ def _validated_changes(client: Client, requested: dict[str, Any]) -> dict[str, A
     return {
         "name": services._check_name(name) if name else client.client_id,
         "grant_types": grants,
-        "response_types": ["code"] if "authorization_code" in grants else [],
+        "response_types": capabilities.response_types_for(grants),
         "redirect_uris": redirects,
         "post_logout_redirect_uris": services._check_redirect_uris(
             requested["post_logout_redirect_uris"], "post_logout_redirect_uri"
@@ -320,11 +321,9 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
     """
     if not isinstance(metadata, dict):
         raise RegistrationError(400, "invalid_client_metadata", "the body must be a JSON object")
-    grant_types = _strings(metadata, "grant_types", ["authorization_code"])
+    grant_types = _strings(metadata, "grant_types", list(capabilities.DEFAULT_GRANT_TYPES))
     response_types = _strings(
-        metadata,
-        "response_types",
-        ["code"] if "authorization_code" in grant_types else [],
+        metadata, "response_types", capabilities.response_types_for(grant_types)
     )
     _check_response_types(response_types, grant_types)
     scope = _string(metadata, "scope", DEFAULT_SCOPE) or ""
@@ -336,7 +335,7 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
         "grant_types": grant_types,
         "scope": scope,
         "token_endpoint_auth_method": _string(
-            metadata, "token_endpoint_auth_method", "client_secret_basic"
+            metadata, "token_endpoint_auth_method", capabilities.DEFAULT_CLIENT_AUTH_METHOD
         ),
         "id_token_signed_response_alg": _string(metadata, "id_token_signed_response_alg", None),
     }
@@ -345,11 +344,11 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
 def _check_response_types(response_types: list[str], grant_types: list[str]) -> None:
     """RFC 7591 section 2.1: only "code", and only together with authorization_code."""
     for response_type in response_types:
-        if response_type != "code":
+        if response_type not in capabilities.RESPONSE_TYPES:
             raise RegistrationError(
                 400, "invalid_client_metadata", f"unsupported response_type {response_type!r}"
             )
-    if ("code" in response_types) != ("authorization_code" in grant_types):
+    if sorted(set(response_types)) != sorted(set(capabilities.response_types_for(grant_types))):
         raise RegistrationError(
             400,
             "invalid_client_metadata",
@@ -417,7 +416,7 @@ def client_information(
     body: dict[str, Any] = {"client_id": client.client_id}
     if secret is not None:
         body["client_secret"] = secret
-    if client.token_endpoint_auth_method != PUBLIC:
+    if client.token_endpoint_auth_method != capabilities.NONE:
         body["client_secret_expires_at"] = 0
     body.update(
         {

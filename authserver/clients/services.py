@@ -21,18 +21,16 @@ from sqlalchemy import select
 
 from ..accounts.models import Role
 from ..accounts.services import get_user_by_sub
+from ..core import capabilities
 from ..extensions import db, precise_utcnow
 from ..orgs.services import member_slugs
 from ..roles import ceiling
 from ..roles.ceiling import Actor
 from ..roles.services import RoleError, find_roles
-from .models import AUTH_METHODS, GRANT_TYPES, Client
+from .models import Client
 
 logger = logging.getLogger(__name__)
 
-ID_TOKEN_ALGS = ("RS256", "ES256")
-# token_endpoint_auth_method of public clients (RFC 7591 section 2).
-PUBLIC = "none"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # RFC 6749 section 3.3: scope-token = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -88,7 +86,7 @@ def create_client(
             post_logout_redirect_uris, "post_logout_redirect_uri"
         ),
         grant_types=grants,
-        response_types=["code"] if "authorization_code" in grants else [],
+        response_types=capabilities.response_types_for(grants),
         scope=checked_scope,
         token_endpoint_auth_method=auth_method,
         id_token_signed_response_alg=_check_id_token_alg(id_token_signed_response_alg),
@@ -98,7 +96,7 @@ def create_client(
         is_resource_server=bool(is_resource_server),
     )
     client.roles = held
-    secret = None if auth_method == PUBLIC else secrets.token_urlsafe(32)
+    secret = None if auth_method == capabilities.NONE else secrets.token_urlsafe(32)
     client.client_secret_hash = None if secret is None else hash_secret(secret)
     db.session.add(client)
     db.session.commit()
@@ -137,7 +135,7 @@ def update_client(
         raise ClientError("the authorization_code grant needs at least one redirect URI")
     changes: dict[str, Any] = {
         "grant_types": grants,
-        "response_types": ["code"] if "authorization_code" in grants else [],
+        "response_types": capabilities.response_types_for(grants),
         "redirect_uris": redirects,
         "scope": _check_scope(scope) if scope is not None else client.scope,
         "skip_consent": client.skip_consent if skip_consent is None else bool(skip_consent),
@@ -169,7 +167,7 @@ def rotate_secret(client: Client, *, actor: Actor) -> str:
     """Give a confidential client a new secret; the old one, and every access token issued
     before now (`tokens_not_before`), stop working at once."""
     require_may_manage(actor, client)
-    if client.token_endpoint_auth_method == PUBLIC:
+    if client.token_endpoint_auth_method == capabilities.NONE:
         raise ClientError("a public client (token_endpoint_auth_method none) has no secret")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = hash_secret(secret)
@@ -282,24 +280,26 @@ def _check_grant_types(grant_types: Iterable[str]) -> list[str]:
     if not grants:
         raise ClientError("at least one grant_type is required")
     for grant in grants:
-        if grant not in GRANT_TYPES:
+        if grant not in capabilities.GRANT_TYPES:
             raise ClientError(
-                f"unsupported grant_type {grant!r}; expected one of {', '.join(GRANT_TYPES)}"
+                f"unsupported grant_type {grant!r}; "
+                f"expected one of {', '.join(capabilities.GRANT_TYPES)}"
             )
     return grants
 
 
 def _check_auth_method(method: str, grants: list[str]) -> str:
     """RFC 7591 section 2: a public client ("none") cannot use client_credentials."""
-    if method not in AUTH_METHODS:
+    if method not in capabilities.CLIENT_AUTH_METHODS:
         raise ClientError(
             f"unsupported token_endpoint_auth_method {method!r}; "
-            f"expected one of {', '.join(AUTH_METHODS)}"
+            f"expected one of {', '.join(capabilities.CLIENT_AUTH_METHODS)}"
         )
-    if method == PUBLIC and "client_credentials" in grants:
-        raise ClientError(
-            "a public client (token_endpoint_auth_method none) cannot use client_credentials"
-        )
+    for grant in grants:
+        if method not in capabilities.auth_methods_for_grant(grant):
+            raise ClientError(
+                f"a public client (token_endpoint_auth_method {method}) cannot use {grant}"
+            )
     return method
 
 
@@ -396,10 +396,10 @@ def _check_id_token_alg(alg: str | None) -> str | None:
     """OpenID Connect Registration section 2: id_token_signed_response_alg, never none."""
     if alg is None or alg == "":
         return None
-    if alg not in ID_TOKEN_ALGS:
+    if alg not in capabilities.ID_TOKEN_SIGNING_ALGS:
         raise ClientError(
             f"unsupported id_token_signed_response_alg {alg!r}; "
-            f"expected one of {', '.join(ID_TOKEN_ALGS)}"
+            f"expected one of {', '.join(capabilities.ID_TOKEN_SIGNING_ALGS)}"
         )
     return alg
 

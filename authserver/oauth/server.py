@@ -16,6 +16,7 @@ from flask import request as flask_request
 
 from ..audit.services import record
 from ..clients.cache import OAuthClient, load_client
+from ..core import capabilities
 from ..extensions import db
 from ..oidc.extension import OpenIDConnect
 from ..security.limits import repeated_parameter
@@ -161,12 +162,50 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     logging.getLogger("authlib").setLevel(logging.INFO)
     server = AuthorizationServer()
     server.init_app(app)
-    server.register_client_auth_method("client_secret_basic", tolerant_client_secret_basic)
+    check_client_auth_methods()
+    server.register_client_auth_method(
+        capabilities.CLIENT_SECRET_BASIC, tolerant_client_secret_basic
+    )
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
     server.register_grant(DeviceCodeGrant, [OpenIDConnect()])
-    server.register_endpoint(RevocationEndpoint)
-    server.register_endpoint(IntrospectionEndpoint)
-    server.register_endpoint(DeviceAuthorizationEndpoint)
+    for endpoint in AUTHLIB_ENDPOINTS:
+        server.register_endpoint(endpoint)
     server.register_extension(ConfiguredIssuerParameter())
     return server
+
+
+# Authlib serves these (client_credentials is served by grants/client_credentials.py).
+AUTHLIB_GRANTS = (AuthorizationCodeGrant, RefreshTokenGrant, DeviceCodeGrant)
+AUTHLIB_ENDPOINTS = (RevocationEndpoint, IntrospectionEndpoint, DeviceAuthorizationEndpoint)
+
+
+def check_client_auth_methods() -> None:
+    """RFC 6749 section 2.3: each grant and endpoint accepts exactly the registry's methods.
+
+    Authlib reads the methods from class attributes; a class that disagrees with
+    core/capabilities.py (and so with discovery) stops the app from starting.
+    """
+    accepted = {
+        grant.GRANT_TYPE: tuple(grant.TOKEN_ENDPOINT_AUTH_METHODS) for grant in AUTHLIB_GRANTS
+    }
+    accepted[client_credentials.GRANT_TYPE] = tuple(client_credentials.TOKEN_ENDPOINT_AUTH_METHODS)
+    wrong = [
+        grant_type
+        for grant_type, methods in accepted.items()
+        if set(methods) != set(capabilities.auth_methods_for_grant(grant_type))
+    ]
+    if set(accepted) != set(capabilities.GRANT_TYPES):
+        wrong.append("token endpoint grant types")
+    token_methods = {method for methods in accepted.values() for method in methods}
+    if token_methods != set(capabilities.auth_methods("oauth.token")):
+        wrong.append("token endpoint")
+    for endpoint in AUTHLIB_ENDPOINTS:
+        registered = capabilities.ENDPOINTS_BY_AUTHLIB_NAME[endpoint.ENDPOINT_NAME]
+        if set(endpoint.CLIENT_AUTH_METHODS) != set(registered.auth_methods):
+            wrong.append(endpoint.ENDPOINT_NAME)
+    if wrong:
+        raise RuntimeError(
+            "client authentication differs from authserver/core/capabilities.py: "
+            + ", ".join(wrong)
+        )

@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..accounts.totp import ACR_VALUES_SUPPORTED
 from ..config import Config
-from ..oauth.authorize import PROMPT_VALUES
+from ..core import capabilities
 
 EXTENSION = "authserver.discovery"
 MAX_AGE = 300
@@ -42,66 +42,64 @@ CLAIMS_SUPPORTED = [
     "org_id",
     "org_roles",
 ]
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 bp = Blueprint("discovery", __name__)
 
 
 def metadata(config: Config) -> dict[str, Any]:
-    """The provider metadata document for `config.issuer`."""
-    issuer = config.issuer
-    document: dict[str, Any] = {
-        # Discovery 1.0 section 3: exactly the issuer identifier, no trailing slash.
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/authorize",
-        "token_endpoint": f"{issuer}/oauth2/token",
-        "userinfo_endpoint": f"{issuer}/userinfo",
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        # RFC 7009 section 2 and RFC 8414 section 2.
-        "revocation_endpoint": f"{issuer}/oauth2/revoke",
-        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        # RFC 7662 section 2: introspection is for confidential clients only.
-        "introspection_endpoint": f"{issuer}/oauth2/introspect",
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        # RFC 8628 section 4.
-        "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",
-        # OpenID Connect RP-Initiated Logout 1.0 section 2.1.
-        "end_session_endpoint": f"{issuer}/logout",
-        "scopes_supported": list(SCOPES_SUPPORTED),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            "client_credentials",
-            "urn:ietf:params:oauth:grant-type:device_code",
-        ],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        # RFC 7636 section 4.2; RFC 9700 section 2.1.1: S256 only.
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": list(CLAIMS_SUPPORTED),
-        "claim_types_supported": ["normal"],
-        "claims_parameter_supported": True,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "require_request_uri_registration": False,
-        # RFC 9207 section 3: `iss` in every authorization response.
-        "authorization_response_iss_parameter_supported": True,
-        # Core section 3.1.2.1: exactly the values /authorize accepts.
-        "prompt_values_supported": list(PROMPT_VALUES),
-        # "1": password; "2": password and a second step (accounts/totp.py).
-        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
-        "ui_locales_supported": ["en"],
-    }
-    if config.dynamic_registration:
-        # RFC 8414 section 2 and Discovery 1.0 section 3: the RFC 7591 endpoint.
-        document["registration_endpoint"] = f"{issuer}/oauth2/register"
+    """The provider metadata document for `config.issuer`.
+
+    Endpoints, client authentication, grant and response types, prompt values, PKCE
+    methods and signing algorithms are read from the registry (core/capabilities.py),
+    which the endpoints themselves read: what is advertised is what works.
+    """
+    # Discovery 1.0 section 3: exactly the issuer identifier, no trailing slash.
+    document: dict[str, Any] = {"issuer": config.issuer}
+    document.update(endpoint_metadata(config))
+    document.update(
+        {
+            "scopes_supported": list(SCOPES_SUPPORTED),
+            "response_types_supported": list(capabilities.RESPONSE_TYPES),
+            "response_modes_supported": list(capabilities.RESPONSE_MODES),
+            "grant_types_supported": list(capabilities.GRANT_TYPES),
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": list(capabilities.ID_TOKEN_SIGNING_ALGS),
+            # RFC 7636 section 4.2; RFC 9700 section 2.1.1: S256 only.
+            "code_challenge_methods_supported": list(capabilities.CODE_CHALLENGE_METHODS),
+            "claims_supported": list(CLAIMS_SUPPORTED),
+            "claim_types_supported": ["normal"],
+            "claims_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            # RFC 9207 section 3: `iss` in every authorization response.
+            "authorization_response_iss_parameter_supported": True,
+            # Core section 3.1.2.1: exactly the values /authorize accepts.
+            "prompt_values_supported": list(capabilities.PROMPT_VALUES),
+            # "1": password; "2": password and a second step (accounts/totp.py).
+            "acr_values_supported": list(ACR_VALUES_SUPPORTED),
+            "ui_locales_supported": ["en"],
+        }
+    )
     return document
+
+
+def endpoint_metadata(config: Config) -> dict[str, Any]:
+    """Each advertised endpoint's URL under the issuer, with the client authentication it takes.
+
+    RFC 8414 section 2 (`*_endpoint_auth_methods_supported`); an endpoint behind a
+    setting (RFC 7591 registration) is advertised only where the setting is on.
+    """
+    fields: dict[str, Any] = {}
+    for endpoint in capabilities.ENDPOINTS:
+        if endpoint.metadata is None or endpoint.path is None:
+            continue
+        if endpoint.advertised_when and not getattr(config, endpoint.advertised_when):
+            continue
+        fields[endpoint.metadata] = config.issuer + endpoint.path
+        if endpoint.auth_methods_metadata:
+            fields[endpoint.auth_methods_metadata] = list(endpoint.auth_methods)
+    return fields
 
 
 def init_app(app: Flask) -> None:

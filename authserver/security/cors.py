@@ -1,9 +1,10 @@
 """CORS (the Fetch standard's CORS protocol) for browser-based clients such as single-page apps.
 
-Only the endpoints a browser client calls from its own origin answer CORS: the
-token, userinfo and revocation endpoints, for the web origins registered on some
-client (`Client.web_origins`), and the public JWKS and discovery documents, for
-any origin (`Access-Control-Allow-Origin: *`, set by their views). The
+Only the endpoints a browser client calls from its own origin answer CORS (the
+registry's `Cors` class, core/capabilities.py): the token, userinfo and revocation
+endpoints, for the web origins registered on some client (`Client.web_origins`, looked
+up by clients.origins), and the public JWKS and discovery documents, for any origin
+(`Access-Control-Allow-Origin: *`, set by their views). The
 authorization endpoint and the hosted pages never do: the browser navigates there.
 
 No `Access-Control-Allow-Credentials`: browser clients send their tokens in the
@@ -14,69 +15,30 @@ is enough at the token endpoint, since the client still authenticates in the bod
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
-from sqlalchemy import select
 
-from ..clients.models import Client
-from ..extensions import db
+from ..core.capabilities import CORS_ENDPOINTS, PUBLIC_ENDPOINTS, REGISTERED_ORIGIN_ENDPOINTS
 
-CACHE_KEY = "authserver.cors"
-# Endpoints a browser client calls with a registered origin.
-REGISTERED_ORIGIN_ENDPOINTS = frozenset({"oauth.token", "oauth.revoke", "oidc.userinfo"})
-# Public documents: any origin may read them.
-PUBLIC_ENDPOINTS = frozenset(
-    {"keys.jwks", "discovery.openid_configuration", "discovery.oauth_authorization_server"}
-)
+EXTENSION = "authserver.cors_origin_lookup"
 ALLOW_METHODS = "GET, POST"
 ALLOW_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE = 600
-# An unknown origin reloads the list at most this often (a client registered on
-# another instance is seen within seconds, and a stream of unknown origins cannot
-# turn into a stream of queries).
-MISS_RELOAD_INTERVAL = 2.0
+
+# Whether some active client registered a web origin (clients.origins.is_registered_origin).
+OriginLookup = Callable[[str], bool]
 
 
-@dataclass(frozen=True)
-class _Origins:
-    """The registered web origins as read from the database at `loaded_at` (monotonic)."""
+def init_app(app: Flask, is_registered_origin: OriginLookup) -> None:
+    """Answer preflight requests before the views and add CORS headers after them.
 
-    origins: frozenset[str]
-    loaded_at: float
-
-
-def init_app(app: Flask) -> None:
-    """Answer preflight requests before the views and add CORS headers after them."""
+    Which endpoints answer CORS, and for which origins, is the registry's `Cors` class
+    (core/capabilities.py); the registered origins come from `is_registered_origin`.
+    """
+    app.extensions[EXTENSION] = is_registered_origin
     app.before_request(answer_preflight)
     app.after_request(add_cors_headers)
-
-
-def registered_origins() -> frozenset[str]:
-    """Every web origin registered on an active client, read from the database."""
-    rows = db.session.scalars(select(Client.web_origins).where(Client.is_active.is_(True)))
-    return frozenset(origin for origins in rows for origin in origins or ())
-
-
-def is_registered_origin(origin: str) -> bool:
-    """Whether some active client registered this origin; cached per process for cache_ttl."""
-    now = time.monotonic()
-    cached: _Origins | None = current_app.extensions.get(CACHE_KEY)
-    ttl = current_app.config["AUTHSERVER"].cache_ttl
-    if cached is not None:
-        if origin in cached.origins and now - cached.loaded_at < ttl:
-            return True
-        if origin not in cached.origins and now - cached.loaded_at < min(ttl, MISS_RELOAD_INTERVAL):
-            return False
-    fresh = _Origins(registered_origins(), now)
-    current_app.extensions[CACHE_KEY] = fresh
-    return origin in fresh.origins
-
-
-def invalidate_origin_cache() -> None:
-    """Forget the cached origins in this process (after a client changed)."""
-    current_app.extensions.pop(CACHE_KEY, None)
 
 
 def _allowed_origin() -> str | None:
@@ -88,7 +50,7 @@ def _allowed_origin() -> str | None:
     if endpoint not in REGISTERED_ORIGIN_ENDPOINTS or not origin:
         return None
     # Browsers send the serialised origin (RFC 6454 section 6.2), as we store it.
-    if len(origin) > 255 or not is_registered_origin(origin):
+    if len(origin) > 255 or not current_app.extensions[EXTENSION](origin):
         return None
     return origin
 
@@ -97,8 +59,7 @@ def answer_preflight() -> Response | None:
     """before_request: a CORS preflight (OPTIONS with Access-Control-Request-Method)."""
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
         return None
-    endpoint = request.endpoint
-    if endpoint not in REGISTERED_ORIGIN_ENDPOINTS and endpoint not in PUBLIC_ENDPOINTS:
+    if request.endpoint not in CORS_ENDPOINTS:
         return None
     response = Response(status=204)
     allowed = _allowed_origin()

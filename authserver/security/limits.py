@@ -16,6 +16,8 @@ from flask import Flask, abort, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter, Map
 
+from ..core.capabilities import ENDPOINTS_BY_AUTHLIB_NAME, REPORTS_BAD_PARAMETERS_TO_THE_CLIENT
+
 # No form or protocol request of ours comes near these; the admin role form has the
 # most fields (one checkbox per permission).
 MAX_PARAMETERS = 100
@@ -23,39 +25,8 @@ MAX_VALUE_LENGTH = 8 * 1024
 MAX_JSON_DEPTH = 32
 NUL = "\x00"
 NUL_MESSAGE = "The request contains a NUL character."
-# RFC 6749 section 4.1.2.1: once the client and redirect_uri are known good, the
-# authorization endpoint reports an invalid parameter (NUL included) to the client by
-# redirect, not on a page; its pipeline refuses NUL itself (check_no_nul_characters).
-REPORTS_BAD_PARAMETERS_TO_THE_CLIENT = frozenset({"oauth.authorize", "oauth.authorize_decision"})
 # Row ids are SQL INTEGER (32 bits on PostgreSQL); a larger number names no row of ours.
 MAX_ROW_ID = 2**31 - 1
-
-# RFC 6749 section 3.1: "Request and response parameters MUST NOT be included more than
-# once." The parameters each endpoint understands; `resource` may repeat (RFC 8707
-# section 2) and unknown parameters are ignored, repeated or not.
-CLIENT_AUTH_PARAMETERS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
-TOKEN_PARAMETERS = (
-    "grant_type",
-    "code",
-    "redirect_uri",
-    "code_verifier",
-    "refresh_token",
-    "scope",
-    "device_code",
-    "username",
-    "password",
-    *CLIENT_AUTH_PARAMETERS,
-)
-# RFC 7009 section 2.1 and RFC 7662 section 2.1.
-TOKEN_HINT_PARAMETERS = ("token", "token_type_hint", *CLIENT_AUTH_PARAMETERS)
-# RFC 8628 section 3.1.
-DEVICE_AUTHORIZATION_PARAMETERS = ("scope", *CLIENT_AUTH_PARAMETERS)
-SINGLE_VALUED_BY_ENDPOINT = {
-    "token": TOKEN_PARAMETERS,
-    "revocation": TOKEN_HINT_PARAMETERS,
-    "introspection": TOKEN_HINT_PARAMETERS,
-    "device_authorization": DEVICE_AUTHORIZATION_PARAMETERS,
-}
 
 
 class RowIdConverter(IntegerConverter):
@@ -91,6 +62,9 @@ def check_parameter_limits() -> None:
     params = request_parameters()
     if len(params) > MAX_PARAMETERS:
         abort(400, description=f"Too many parameters (at most {MAX_PARAMETERS}).")
+    # RFC 6749 section 4.1.2.1: once the client and redirect_uri are known good, the
+    # authorization endpoint reports an invalid parameter (NUL included) to the client by
+    # redirect, not on a page; its pipeline refuses NUL itself (check_no_nul_characters).
     nul_refused_here = request.endpoint not in REPORTS_BAD_PARAMETERS_TO_THE_CLIENT
     for name, value in params:
         if len(name) > MAX_VALUE_LENGTH or len(value) > MAX_VALUE_LENGTH:
@@ -128,11 +102,17 @@ def request_parameters() -> list[tuple[str, str]]:
 
 
 def repeated_parameter(params: MultiDict[str, str], endpoint: str) -> str | None:
-    """The first single-valued parameter of `endpoint` that `params` holds more than once."""
-    single_valued = SINGLE_VALUED_BY_ENDPOINT.get(endpoint, ())
+    """RFC 6749 section 3.1: the first single-valued parameter `params` holds more than once.
+
+    `endpoint` is Authlib's name for it (core/capabilities.py lists each one's
+    parameters); `resource` may repeat (RFC 8707 section 2) and unknown parameters are
+    ignored, repeated or not.
+    """
     repeated = {name for name, values in params.lists() if len(values) > 1}
     if not repeated:  # the usual case: one pass over the parameters, no look-ups
         return None
+    registered = ENDPOINTS_BY_AUTHLIB_NAME.get(endpoint)
+    single_valued = registered.single_valued if registered else ()
     for name in single_valued:
         if name in repeated:
             return name

@@ -5,7 +5,9 @@ instances, and in memory otherwise. Each app gets its own `Limiter`: Flask-Limit
 its storage and its "Redis is down" state on the extension object, so one object bound
 to several apps (one per test, two in a multi-instance test) would mix their counters.
 
-Limits are chosen by endpoint name here, in one place, rather than by decorators.
+Each endpoint's limit class (pages, API, or none with a reason) is read from the
+registry, core/capabilities.py, rather than set by decorators; `check_endpoint_classes`
+refuses to start an app with a protocol endpoint the registry does not list.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
+from ..core.capabilities import (
+    API_ENDPOINTS,
+    ENDPOINTS_BY_NAME,
+    PAGE_ENDPOINTS,
+    PROTOCOL_BLUEPRINTS,
+)
 from .errors import handle_http_exception
 
 log = logging.getLogger(__name__)
@@ -33,29 +41,6 @@ log = logging.getLogger(__name__)
 EXTENSION = "authserver_limiter"
 KEY_PREFIX = "authserver"
 
-# POSTs to these pages count per client IP against `ratelimit_pages` (GETs are free):
-# the pages that check a password or code, and those that send mail.
-PAGE_ENDPOINTS = frozenset(
-    {
-        "accounts.login",
-        "accounts.signup",
-        "accounts.forgot_password",
-        "accounts.reset_password",
-        "accounts.resend_verification",
-        "account.change_email",
-        "account.change_password",
-        "two_step.challenge",
-        "two_step.confirm",
-        "two_step.disable",
-        "orgs.invite",
-        "device.submit_code",
-        "device.decide",
-    }
-)
-# These count per client and IP (else per IP) against `ratelimit_api`.
-API_ENDPOINTS = frozenset(
-    {"oauth.token", "oauth.introspect", "oauth.revoke", "device.device_authorization"}
-)
 # A client_id longer than this is not a client of ours: count it by IP instead.
 _MAX_CLIENT_ID = 255
 # Redis must answer fast, or a stalled Redis would stall every sign-in.
@@ -171,6 +156,26 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
     app.register_error_handler(RateLimitExceeded, handle_rate_limit_exceeded)
+
+
+def unclassified_endpoints(app: Flask) -> list[str]:
+    """Endpoints of the protocol blueprints that the registry gives no rate-limit class."""
+    return sorted(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.partition(".")[0] in PROTOCOL_BLUEPRINTS
+        and rule.endpoint not in ENDPOINTS_BY_NAME
+    )
+
+
+def check_endpoint_classes(app: Flask) -> None:
+    """Fail at start-up when a protocol endpoint has no rate-limit class in the registry."""
+    missing = unclassified_endpoints(app)
+    if missing:
+        raise RuntimeError(
+            "endpoints without a rate-limit class in authserver/core/capabilities.py: "
+            + ", ".join(missing)
+        )
 
 
 def current_limiter() -> AuthserverLimiter:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from authserver.security.cors import invalidate_origin_cache
+from authserver.clients.origins import invalidate_origin_cache
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.oauth_helpers import get_code, pkce_pair, sign_in
 

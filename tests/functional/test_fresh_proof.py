@@ -22,8 +22,8 @@ from sqlalchemy import func, select, update
 
 from authserver.accounts import settings, totp
 from authserver.accounts.models import AuthFailure, User
+from authserver.core.capabilities import PAGE_ENDPOINTS
 from authserver.extensions import db, utcnow
-from authserver.security.ratelimit import PAGE_ENDPOINTS
 from authserver.sessions.models import LoginSession
 from tests.factories import PASSWORD
 from tests.functional.test_lockout import age_failures

@@ -29,9 +29,9 @@ from werkzeug.routing import IntegerConverter, Rule
 from wtforms.fields.core import UnboundField
 
 from authserver.accounts.models import Role
+from authserver.core.capabilities import REPORTS_BAD_PARAMETERS_TO_THE_CLIENT
 from authserver.extensions import db, utcnow
 from authserver.orgs.models import Invitation, Membership, Organization
-from authserver.security.limits import REPORTS_BAD_PARAMETERS_TO_THE_CLIENT
 from tests.factories import make_client, make_user
 from tests.oauth_helpers import basic, csrf_token, sign_in
 
