@@ -9,8 +9,8 @@ from flask import Flask
 
 from authserver.clients.cache import load_client
 from authserver.clients.models import Client
+from authserver.clients.metadata import ClientError
 from authserver.clients.services import (
-    ClientError,
     client_metadata,
     create_client,
     get_client,
