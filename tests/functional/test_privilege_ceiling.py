@@ -1245,7 +1245,7 @@ def test_organization_pages_keep_each_person_within_their_standing(app: Flask, e
 def test_organization_roles_grant_no_server_permission(app: Flask) -> None:
     world = org_world(app)
     boss = db.session.scalar(select(User).where(User.email == "org-admin@example.com"))
-    from authserver.admin.services import is_staff, person_permissions
+    from authserver.admin.services.base import is_staff, person_permissions
 
     assert boss is not None and person_permissions(boss) == set() and not is_staff(boss)
     browser = app.test_client()
