@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 
 from authserver.clients.cache import load_client
-from authserver.clients.models import Client
 from authserver.clients.metadata import ClientError
+from authserver.clients.models import Client
 from authserver.clients.services import (
     client_metadata,
     create_client,
