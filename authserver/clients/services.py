@@ -70,11 +70,8 @@ def create_client(
     could hold itself (roles.ceiling; PrivilegeError otherwise).
     """
     name = _check_name(name)
-    grants = _check_grant_types(grant_types)
-    auth_method = _check_auth_method(token_endpoint_auth_method, grants)
-    redirects = check_redirect_uris(redirect_uris, "redirect_uri")
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    auth_method = token_endpoint_auth_method
+    grants, redirects = _check_flows(grant_types, auth_method, redirect_uris)
     checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
@@ -153,15 +150,12 @@ def update_client(
 
 def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
     """The new values of the given fields, and of those that depend on them, checked."""
-    grant_types = metadata.get("grant_types")
-    grants = _check_grant_types(grant_types if grant_types is not None else client.grant_types)
-    _check_auth_method(client.token_endpoint_auth_method, grants)
-    redirect_uris = metadata.get("redirect_uris")
-    redirects = check_redirect_uris(
-        redirect_uris if redirect_uris is not None else client.redirect_uris, "redirect_uri"
+    grant_types, redirect_uris = metadata.get("grant_types"), metadata.get("redirect_uris")
+    grants, redirects = _check_flows(
+        grant_types if grant_types is not None else client.grant_types,
+        client.token_endpoint_auth_method,
+        redirect_uris if redirect_uris is not None else client.redirect_uris,
     )
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
     scope, skip_consent = metadata.get("scope"), metadata.get("skip_consent")
     changes: dict[str, Any] = {
         "grant_types": grants,
@@ -301,6 +295,19 @@ def _check_name(name: str) -> str:
     if len(name) > 200:
         raise ClientError("client_name must be at most 200 characters")
     return name
+
+
+def _check_flows(
+    grant_types: Iterable[str], auth_method: str, redirect_uris: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """The grant types (allowed with this authentication method) and the redirect URIs,
+    at least one of which the authorization_code grant needs."""
+    grants = _check_grant_types(grant_types)
+    _check_auth_method(auth_method, grants)
+    redirects = check_redirect_uris(redirect_uris, "redirect_uri")
+    if "authorization_code" in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    return grants, redirects
 
 
 def _check_grant_types(grant_types: Iterable[str]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -50,16 +50,7 @@ def invite(
         raise OrgError("enter a valid e-mail address")
     role = org_role(role_name)
     now = utcnow()
-    db.session.execute(
-        update(Invitation)
-        .where(
-            Invitation.organization_id == organization.id,
-            Invitation.email == address,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+    _revoke_pending(organization, address, now)
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         organization_id=organization.id,
@@ -87,6 +78,20 @@ def invite(
     )
     db.session.commit()
     return invitation
+
+
+def _revoke_pending(organization: Organization, address: str, now: datetime) -> None:
+    """Void the organization's pending invitations to `address` (a new one replaces them)."""
+    db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.organization_id == organization.id,
+            Invitation.email == address,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
 
 def pending_invitations(organization: Organization) -> list[Invitation]:

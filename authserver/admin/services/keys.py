@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ...extensions import db
-from ...keys import current_keyring
-from ...keys.services import KeyInfo
+from ...keys.services import KeyInfo, current_keyring
 from ...roles.ceiling import Actor
 from .base import AdminError, audit, who
 
