@@ -1,4 +1,5 @@
-"""The admin API's JSON: reading request bodies and query strings, rendering resources.
+"""The admin API's JSON: reading request bodies and query strings (resources are
+rendered by admin/serializers.py).
 
 Every field name follows the model it describes (RFC 7591 names for clients); the
 OpenAPI document (openapi.json) describes the same shapes.
@@ -7,15 +8,12 @@ OpenAPI document (openapi.json) describes the same shapes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import request
 
-from ..accounts.models import Role, User
 from ..audit.services import parse_iso
-from ..clients.models import Client
-from ..clients.services import client_metadata
 from ..security.limits import MAX_ROW_ID
 from .api_auth import ApiError
 
@@ -114,13 +112,6 @@ def _whole(raw: str | None, name: str, default: int) -> int:
     return int(raw)
 
 
-def rfc3339(value: datetime | None) -> str | None:
-    """A tz-aware time as RFC 3339 in UTC with a Z."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
     """A page of a list, with where the next one starts (null on the last page)."""
     following = offset + limit
@@ -130,45 +121,4 @@ def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any
         "limit": limit,
         "offset": offset,
         "next_offset": following if following < total else None,
-    }
-
-
-def render_user(user: User) -> dict[str, Any]:
-    return {
-        "sub": user.sub,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "name": user.name,
-        "is_active": user.is_active,
-        "roles": user.role_names,
-        "two_step_enabled": user.totp_enabled_at is not None,
-        "created_at": rfc3339(user.created_at),
-        "updated_at": rfc3339(user.updated_at),
-    }
-
-
-def render_client(client: Client) -> dict[str, Any]:
-    metadata = client_metadata(client)
-    metadata["created_at"] = rfc3339(client.created_at)
-    metadata["updated_at"] = rfc3339(client.updated_at)
-    return metadata
-
-
-def render_role(role: Role) -> dict[str, Any]:
-    return {
-        "name": role.name,
-        "description": role.description or "",
-        "permissions": list(role.permissions or []),
-        "builtin": bool(role.builtin),
-    }
-
-
-def render_key(key: Any) -> dict[str, Any]:
-    """A keys.services.KeyInfo: public facts only, never key material."""
-    return {
-        "kid": key.kid,
-        "alg": key.alg,
-        "status": key.status,
-        "created_at": rfc3339(key.created_at),
-        "retired_at": rfc3339(key.retired_at),
     }

@@ -20,9 +20,10 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from ..accounts.forms import valid_email
+from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
-from ..clients.models import AUTH_METHODS, GRANT_TYPES
+from ..core.capabilities import CLIENT_AUTH_METHODS as AUTH_METHODS
+from ..core.capabilities import GRANT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
 
@@ -37,8 +38,6 @@ def lines(text: str | None) -> list[str]:
 
 def optional_password(_form: FlaskForm, field: Field) -> None:
     """WTForms validator: an empty password is fine (a reset link sets it), else the policy."""
-    from ..accounts.forms import password_policy
-
     if field.data:
         password_policy(_form, field)
 

@@ -8,8 +8,9 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from ..clients.models import AUTH_METHODS, GRANT_TYPES
 from ..clients.services import client_metadata, list_clients
+from ..core.capabilities import CLIENT_AUTH_METHODS as AUTH_METHODS
+from ..core.capabilities import GRANT_TYPES
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -69,7 +70,8 @@ def create_client_command(
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
-    from ..admin.services import AdminError, create_client_as_admin
+    from ..admin.services.base import AdminError
+    from ..admin.services.clients import create_client_as_admin
 
     try:
         client, secret = create_client_as_admin(
@@ -189,7 +191,8 @@ def show_client_command(client_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def rotate_secret_command(client_id: str, as_json: bool) -> None:
     """Give a confidential client a new secret, shown only this once; the old one stops working."""
-    from ..admin.services import AdminError, rotate_client_secret
+    from ..admin.services.base import AdminError
+    from ..admin.services.clients import rotate_client_secret
 
     client = find_client(client_id)
     try:
@@ -207,7 +210,7 @@ def rotate_secret_command(client_id: str, as_json: bool) -> None:
 @click.argument("client_id")
 def disable_client_command(client_id: str) -> None:
     """Disable a client: it gets no more tokens and its grants are revoked."""
-    from ..admin.services import set_client_active
+    from ..admin.services.clients import set_client_active
 
     client = find_client(client_id)
     set_client_active(client, False, actor=cli_actor())
@@ -219,7 +222,7 @@ def disable_client_command(client_id: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_client_command(client_id: str, yes: bool) -> None:
     """Delete a client with its grants, codes and consents (asks first unless --yes)."""
-    from ..admin.services import delete_client
+    from ..admin.services.clients import delete_client
 
     client = find_client(client_id)
     name = client.name

@@ -46,7 +46,8 @@ def create_user_command(
     email: str, password: str | None, password_stdin: bool, name: str, roles: tuple[str, ...]
 ) -> None:
     """Create a user whose e-mail address counts as verified."""
-    from ..admin.services import AdminError, create_user_as_admin
+    from ..admin.services.base import AdminError
+    from ..admin.services.users import create_user_as_admin
 
     secret = _read_password(password, password_stdin)
     if not secret:
@@ -117,7 +118,8 @@ def enable_user_command(email: str) -> None:
 
 def _set_active(email: str, *, active: bool) -> None:
     """Enable or disable through the admin service (audit event admin.user.*)."""
-    from ..admin.services import AdminError, set_user_active
+    from ..admin.services.base import AdminError
+    from ..admin.services.users import set_user_active
 
     user = find_user(email)
     try:

@@ -16,13 +16,15 @@ from hashlib import sha256
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from ..extensions import db
 from .models import Client
 from .origins import invalidate_origin_cache
 
 CACHE_KEY = "authserver.clients"
+# Where a session keeps the client_ids to forget once it commits.
+PENDING_KEY = "authserver.clients.changed"
 
 
 @dataclass(frozen=True)
@@ -166,3 +168,21 @@ def invalidate_client_cache(client_id: str) -> None:
     """Forget a client in this process after it changed, with the CORS origins it allowed."""
     current_app.extensions.get(CACHE_KEY, {}).pop(client_id, None)
     invalidate_origin_cache()
+
+
+def invalidate_on_commit(client_id: str) -> None:
+    """Forget the client in this process once the current transaction commits.
+
+    Not before: a request reading the client in between would cache the old row again.
+    """
+    session = db.session()
+    pending: set[str] = session.info.setdefault(PENDING_KEY, set())
+    if not pending:
+        event.listen(session, "after_commit", _forget_pending, once=True)
+    pending.add(client_id)
+
+
+def _forget_pending(session: Any) -> None:
+    """after_commit: forget every client changed in the transaction just committed."""
+    for client_id in session.info.pop(PENDING_KEY, set()):
+        invalidate_client_cache(client_id)

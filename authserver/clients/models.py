@@ -13,14 +13,6 @@ from ..extensions import UTCDateTime, db, utcnow
 if TYPE_CHECKING:
     from ..accounts.models import Role
 
-GRANT_TYPES = (
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:device_code",
-)
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-
 # The roles a client holds itself: they bound what its own tokens (and, for the admin
 # API, any token issued to it) may do, like a person's roles bound what they may do.
 client_roles = Table(

@@ -31,13 +31,15 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from ..audit import record
 from ..core import capabilities
 from ..extensions import db, utcnow
-from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
+from ..roles.ceiling import DYNAMIC_REGISTRATION, Actor, PrivilegeError
 from . import services
 from .cache import invalidate_client_cache
+from .metadata import ClientError
 from .models import Client, InitialAccessToken
-from .services import ClientError, create_client, get_client
+from .services import client_metadata, create_client, get_client
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +87,6 @@ def issue_initial_access_token(
     """RFC 7591 section 3: a single-use token allowing one registration; returned only once."""
     if ttl <= 0:
         raise ValueError("ttl must be greater than zero seconds")
-    from ..audit import record
-
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = InitialAccessToken(
@@ -196,26 +196,26 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
         raise RegistrationError(
             400, "invalid_client_metadata", "token_endpoint_auth_method cannot be changed"
         )
+    name = requested["client_name"]
     try:
-        changes = _validated_changes(client, requested)
-        services.require_may_hold(
-            DYNAMIC_REGISTRATION,
-            list(client.roles),
-            bool(client.skip_consent),
-            changes["grant_types"],
-            changes["scope"],
+        services.update_client(
+            client,
+            # The policy of self-service registration, named as the client in the audit log.
+            actor=Actor(DYNAMIC_REGISTRATION.type, client.client_id, DYNAMIC_REGISTRATION.power),
+            # RFC 7591 section 2: without a client_name the server may show the client_id.
+            name=name or client.client_id,
+            redirect_uris=requested["redirect_uris"],
+            post_logout_redirect_uris=requested["post_logout_redirect_uris"],
+            grant_types=requested["grant_types"],
+            scope=requested["scope"],
+            id_token_signed_response_alg=requested["id_token_signed_response_alg"] or "",
         )
     except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
-    changed = sorted(key for key, value in changes.items() if getattr(client, key) != value)
-    for key in changed:
-        setattr(client, key, changes[key])
     # The server MAY rotate the token (section 2.2); doing so limits a leaked one's life.
     registration_token = secrets.token_urlsafe(32)
     client.registration_access_token_hash = hash_token(registration_token)
-    _audit("client.updated", client, {"changed": changed})
     db.session.commit()
-    invalidate_client_cache(client.client_id)
     return client_information(client, registration_token)
 
 
@@ -280,33 +280,6 @@ def _check_update_request(client: Client, metadata: Any) -> None:
             expected, services.hash_secret(secret)
         ):
             raise RegistrationError(400, "invalid_request", "client_secret does not match")
-
-
-def _validated_changes(client: Client, requested: dict[str, Any]) -> dict[str, Any]:
-    """The replacement values, checked by the same rules as `create_client`; raises ClientError.
-
-    `clients.services` has no update function yet, so its checks are called one by one
-    here in the order `create_client` applies them.
-    """
-    grants = services._check_grant_types(requested["grant_types"])
-    services._check_auth_method(client.token_endpoint_auth_method, grants)
-    redirects = services._check_redirect_uris(requested["redirect_uris"], "redirect_uri")
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
-    name = requested["client_name"]
-    return {
-        "name": services._check_name(name) if name else client.client_id,
-        "grant_types": grants,
-        "response_types": capabilities.response_types_for(grants),
-        "redirect_uris": redirects,
-        "post_logout_redirect_uris": services._check_redirect_uris(
-            requested["post_logout_redirect_uris"], "post_logout_redirect_uri"
-        ),
-        "scope": services._check_scope(requested["scope"]),
-        "id_token_signed_response_alg": services._check_id_token_alg(
-            requested["id_token_signed_response_alg"]
-        ),
-    }
 
 
 # Metadata
@@ -418,22 +391,9 @@ def client_information(
         body["client_secret"] = secret
     if client.token_endpoint_auth_method != capabilities.NONE:
         body["client_secret_expires_at"] = 0
-    body.update(
-        {
-            "client_id_issued_at": int(client.created_at.timestamp()),
-            "registration_access_token": registration_token,
-            "registration_client_uri": registration_client_uri(client.client_id),
-            "client_name": client.name,
-            "redirect_uris": list(client.redirect_uris),
-            "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
-            "grant_types": list(client.grant_types),
-            "response_types": list(client.response_types),
-            "scope": client.scope,
-            "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        }
-    )
-    if client.id_token_signed_response_alg:
-        body["id_token_signed_response_alg"] = client.id_token_signed_response_alg
+    body.update(client_metadata(client, management=False))
+    body["registration_access_token"] = registration_token
+    body["registration_client_uri"] = registration_client_uri(client.client_id)
     return body
 
 
@@ -444,8 +404,6 @@ def registration_client_uri(client_id: str) -> str:
 
 def _audit(event: str, client: Client, details: dict[str, Any]) -> None:
     """Add the audit event to the session; the caller's commit stores it."""
-    from ..audit import record
-
     record(
         event,
         actor=client.client_id,

@@ -10,37 +10,34 @@ is never given, nor changed by, more than the actor holds.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from hashlib import sha256
-from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
 
 from ..accounts.models import Role
 from ..accounts.services import get_user_by_sub
+from ..audit import record
 from ..core import capabilities
 from ..extensions import db, precise_utcnow
 from ..orgs.services import member_slugs
 from ..roles import ceiling
 from ..roles.ceiling import Actor
 from ..roles.services import RoleError, find_roles
+from .cache import invalidate_client_cache, invalidate_on_commit
+from .metadata import (
+    ClientError,
+    check_redirect_uris,
+    check_resources,
+    check_scope,
+    check_web_origins,
+    unique,
+)
 from .models import Client
 
 logger = logging.getLogger(__name__)
-
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-# RFC 6749 section 3.3: scope-token = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E
-SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-# RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-MAX_URI_LENGTH = 2000
-
-
-class ClientError(ValueError):
-    """Client metadata was refused; the message says which value and why."""
 
 
 def hash_secret(secret: str) -> str:
@@ -70,19 +67,16 @@ def create_client(
     could hold itself (roles.ceiling; PrivilegeError otherwise).
     """
     name = _check_name(name)
-    grants = _check_grant_types(grant_types)
-    auth_method = _check_auth_method(token_endpoint_auth_method, grants)
-    redirects = _check_redirect_uris(redirect_uris, "redirect_uri")
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
-    checked_scope = _check_scope(scope)
+    auth_method = token_endpoint_auth_method
+    grants, redirects = _check_flows(grant_types, auth_method, redirect_uris)
+    checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
     client = Client(
         client_id=new_client_id(),
         name=name,
         redirect_uris=redirects,
-        post_logout_redirect_uris=_check_redirect_uris(
+        post_logout_redirect_uris=check_redirect_uris(
             post_logout_redirect_uris, "post_logout_redirect_uri"
         ),
         grant_types=grants,
@@ -90,8 +84,8 @@ def create_client(
         scope=checked_scope,
         token_endpoint_auth_method=auth_method,
         id_token_signed_response_alg=_check_id_token_alg(id_token_signed_response_alg),
-        resources=_check_resources(resources),
-        web_origins=_check_web_origins(web_origins),
+        resources=check_resources(resources),
+        web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
     )
@@ -100,67 +94,78 @@ def create_client(
     client.client_secret_hash = None if secret is None else hash_secret(secret)
     db.session.add(client)
     db.session.commit()
-    _changed(client)
+    invalidate_client_cache(client.client_id)
     logger.info("client registered: client_id=%s name=%r", client.client_id, client.name)
     return client, secret
+
+
+class ClientChanges(TypedDict, total=False):
+    """Metadata an update may change; a missing or None value keeps what the client has."""
+
+    name: str | None
+    redirect_uris: Iterable[str] | None
+    post_logout_redirect_uris: Iterable[str] | None
+    grant_types: Iterable[str] | None
+    scope: str | None
+    skip_consent: bool | None
+    web_origins: Iterable[str] | None
+    resources: Iterable[str] | None
+    is_resource_server: bool | None
+    # "" removes it (RFC 7592 section 2.2 replaces every value).
+    id_token_signed_response_alg: str | None
 
 
 def update_client(
     client: Client,
     *,
     actor: Actor,
-    name: str | None = None,
-    redirect_uris: Iterable[str] | None = None,
-    post_logout_redirect_uris: Iterable[str] | None = None,
-    grant_types: Iterable[str] | None = None,
-    scope: str | None = None,
-    skip_consent: bool | None = None,
-    web_origins: Iterable[str] | None = None,
-    resources: Iterable[str] | None = None,
     roles: Iterable[str] | None = None,
-    is_resource_server: bool | None = None,
+    event: str = "client.updated",
+    **metadata: Unpack[ClientChanges],
 ) -> list[str]:
-    """Change the given metadata (None = keep) by the rules of `create_client`; returns the
-    names of the fields that changed. The caller commits (and drops the cached snapshot).
+    """The one way to change a client (console, admin API, RFC 7592 section 2.2).
 
-    The actor must hold the client as it is and as it will be (PrivilegeError).
+    Checks the metadata by the rules of `create_client`; the actor must hold the client
+    as it is and as it will be (roles.ceiling; PrivilegeError). Records `event` in the
+    audit log and drops the cached snapshot when the caller commits. Returns the names
+    of the fields that changed.
     """
     require_may_manage(actor, client)
-    grants = _check_grant_types(grant_types if grant_types is not None else client.grant_types)
-    _check_auth_method(client.token_endpoint_auth_method, grants)
-    redirects = _check_redirect_uris(
-        redirect_uris if redirect_uris is not None else client.redirect_uris, "redirect_uri"
-    )
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
-    changes: dict[str, Any] = {
-        "grant_types": grants,
-        "response_types": capabilities.response_types_for(grants),
-        "redirect_uris": redirects,
-        "scope": _check_scope(scope) if scope is not None else client.scope,
-        "skip_consent": client.skip_consent if skip_consent is None else bool(skip_consent),
-    }
-    if name is not None:
-        changes["name"] = _check_name(name)
-    if post_logout_redirect_uris is not None:
-        changes["post_logout_redirect_uris"] = _check_redirect_uris(
-            post_logout_redirect_uris, "post_logout_redirect_uri"
-        )
-    if web_origins is not None:
-        changes["web_origins"] = _check_web_origins(web_origins)
-    if resources is not None:
-        changes["resources"] = _check_resources(resources)
-    if is_resource_server is not None:
-        changes["is_resource_server"] = bool(is_resource_server)
+    changes = _checked_changes(client, metadata)
     held = _check_roles(roles) if roles is not None else list(client.roles)
-    require_may_hold(actor, held, changes["skip_consent"], grants, changes["scope"])
+    require_may_hold(actor, held, changes["skip_consent"], changes["grant_types"], changes["scope"])
     changed = sorted(key for key, value in changes.items() if getattr(client, key) != value)
     for key in changed:
         setattr(client, key, changes[key])
     if {role.name for role in held} != set(client.role_names):
         client.roles = held
         changed.append("roles")
+    _audit(event, actor, client, {"changed": changed})
+    invalidate_on_commit(client.client_id)
     return changed
+
+
+def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
+    """The new values of the given fields, and of those that depend on them, checked."""
+    grant_types, redirect_uris = metadata.get("grant_types"), metadata.get("redirect_uris")
+    grants, redirects = _check_flows(
+        grant_types if grant_types is not None else client.grant_types,
+        client.token_endpoint_auth_method,
+        redirect_uris if redirect_uris is not None else client.redirect_uris,
+    )
+    scope, skip_consent = metadata.get("scope"), metadata.get("skip_consent")
+    changes: dict[str, Any] = {
+        "grant_types": grants,
+        "response_types": capabilities.response_types_for(grants),
+        "redirect_uris": redirects,
+        "scope": check_scope(scope) if scope is not None else client.scope,
+        "skip_consent": client.skip_consent if skip_consent is None else bool(skip_consent),
+    }
+    for key, check in _OPTIONAL_CHECKS.items():
+        value = metadata.get(key)
+        if value is not None:
+            changes[key] = check(value)
+    return changes
 
 
 def rotate_secret(client: Client, *, actor: Actor) -> str:
@@ -173,7 +178,7 @@ def rotate_secret(client: Client, *, actor: Actor) -> str:
     client.client_secret_hash = hash_secret(secret)
     client.tokens_not_before = precise_utcnow()
     db.session.commit()
-    _changed(client)
+    invalidate_client_cache(client.client_id)
     logger.info("client secret rotated: client_id=%s", client.client_id)
     return secret
 
@@ -226,8 +231,12 @@ def get_client(client_id: str) -> Client | None:
     return db.session.scalar(select(Client).where(Client.client_id == client_id))
 
 
-def client_metadata(client: Client) -> dict[str, Any]:
-    """RFC 7591 section 3.2.1: the registered metadata, without any secret."""
+def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any]:
+    """The one serializer of a client: RFC 7591 section 3.2.1 metadata, never a secret.
+
+    With `management` (the CLI and the admin API) it adds what only an administrator
+    sets or sees; without (RFC 7592 responses) it holds the registered metadata alone.
+    """
     metadata: dict[str, Any] = {
         "client_id": client.client_id,
         "client_name": client.name,
@@ -238,14 +247,19 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "response_types": list(client.response_types),
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "resources": list(client.resources),
-        "web_origins": list(client.web_origins),
-        "skip_consent": client.skip_consent,
-        "is_active": client.is_active,
-        "roles": client.role_names,
-        # RFC 7662 section 4: may introspect access tokens issued to other clients.
-        "is_resource_server": client.is_resource_server,
     }
+    if management:
+        metadata.update(
+            {
+                "resources": list(client.resources),
+                "web_origins": list(client.web_origins),
+                "skip_consent": client.skip_consent,
+                "is_active": client.is_active,
+                "roles": client.role_names,
+                # RFC 7662 section 4: may introspect access tokens issued to other clients.
+                "is_resource_server": client.is_resource_server,
+            }
+        )
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg
     return metadata
@@ -259,11 +273,16 @@ def new_client_id() -> str:
             return client_id
 
 
-def _changed(client: Client) -> None:
-    """Drop the cached snapshot of a client after any change."""
-    from .cache import invalidate_client_cache
-
-    invalidate_client_cache(client.client_id)
+def _audit(event: str, actor: Actor, client: Client, details: dict[str, Any]) -> None:
+    """Add the audit event of a change to a client to the session (the caller commits)."""
+    record(
+        event,
+        actor=actor.id,
+        actor_type=actor.type,
+        subject=client.client_id,
+        client_id=client.client_id,
+        details=details,
+    )
 
 
 def _check_name(name: str) -> str:
@@ -275,8 +294,21 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_flows(
+    grant_types: Iterable[str], auth_method: str, redirect_uris: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """The grant types (allowed with this authentication method) and the redirect URIs,
+    at least one of which the authorization_code grant needs."""
+    grants = _check_grant_types(grant_types)
+    _check_auth_method(auth_method, grants)
+    redirects = check_redirect_uris(redirect_uris, "redirect_uri")
+    if "authorization_code" in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    return grants, redirects
+
+
 def _check_grant_types(grant_types: Iterable[str]) -> list[str]:
-    grants = _unique(grant_types)
+    grants = unique(grant_types)
     if not grants:
         raise ClientError("at least one grant_type is required")
     for grant in grants:
@@ -303,95 +335,6 @@ def _check_auth_method(method: str, grants: list[str]) -> str:
     return method
 
 
-def _check_redirect_uris(uris: Iterable[str], label: str) -> list[str]:
-    """RFC 9700 section 2.1 and RFC 8252 sections 7.1 and 7.3: where codes may be sent."""
-    checked = _unique(uris)
-    for uri in checked:
-        _check_redirect_uri(uri, label)
-    return checked
-
-
-def _check_redirect_uri(uri: str, label: str) -> None:
-    """One redirect URI: absolute, no fragment; https, loopback http or a native-app scheme."""
-    parts = _split_absolute(uri, label)
-    if parts.fragment or "#" in uri:
-        raise ClientError(f"{label} {uri!r} must not contain a fragment (RFC 6749 section 3.1.2)")
-    scheme = parts.scheme.lower()
-    if scheme in ("https", "http"):
-        if not parts.hostname:
-            raise ClientError(f"{label} {uri!r} has no host")
-        if parts.username is not None or parts.password is not None:
-            raise ClientError(f"{label} {uri!r} must not contain user information")
-        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-            raise ClientError(
-                f"{label} {uri!r} must use https; plain http is allowed only on a loopback "
-                "host (127.0.0.1, [::1], localhost; RFC 8252 section 7.3)"
-            )
-        return
-    if "." not in scheme:
-        raise ClientError(
-            f"{label} {uri!r}: the scheme must be https, http on loopback, or a private-use "
-            "scheme in reverse domain name form such as com.example.app (RFC 8252 section 7.1)"
-        )
-
-
-def _check_scope(scope: str) -> str:
-    """RFC 6749 section 3.3: space-delimited scope tokens of NQCHAR, each given once."""
-    tokens = (scope or "").split(" ")
-    tokens = [token for token in tokens if token]
-    seen: set[str] = set()
-    for token in tokens:
-        if not SCOPE_TOKEN.fullmatch(token):
-            raise ClientError(
-                f"scope value {token!r} is invalid: only printable ASCII except '\"' and '\\' "
-                "(RFC 6749 section 3.3)"
-            )
-        if token in seen:
-            raise ClientError(f"scope value {token!r} is given twice")
-        seen.add(token)
-    return " ".join(tokens)
-
-
-def _check_resources(resources: Iterable[str]) -> list[str]:
-    """RFC 8707 section 2: resource indicators are absolute URIs without a fragment."""
-    checked = _unique(resources)
-    for uri in checked:
-        parts = _split_absolute(uri, "resource")
-        if parts.fragment or "#" in uri:
-            raise ClientError(f"resource {uri!r} must not contain a fragment (RFC 8707)")
-    return checked
-
-
-def _check_web_origins(origins: Iterable[str]) -> list[str]:
-    """Origins (RFC 6454) are scheme://host[:port] and nothing else."""
-    checked = _unique(origins)
-    for origin in checked:
-        parts = _split_absolute(origin, "web_origin")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on an invalid port
-        except ValueError:
-            raise ClientError(f"web_origin {origin!r} has an invalid port") from None
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.path
-            or parts.query
-            or parts.fragment
-            or "@" in parts.netloc
-            or origin.endswith(("?", "#"))
-        ):
-            raise ClientError(f"web_origin {origin!r} must be scheme://host[:port], no path")
-    return _unique(_serialize_origin(urlsplit(origin)) for origin in checked)
-
-
-def _serialize_origin(parts: SplitResult) -> str:
-    """RFC 6454 section 6.2: lower-case scheme and host, default port omitted, as browsers send."""
-    default_port = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
-    port = "" if parts.port in (None, default_port) else f":{parts.port}"
-    return f"{parts.scheme}://{host.lower()}{port}"
-
-
 def _check_id_token_alg(alg: str | None) -> str | None:
     """OpenID Connect Registration section 2: id_token_signed_response_alg, never none."""
     if alg is None or alg == "":
@@ -404,29 +347,16 @@ def _check_id_token_alg(alg: str | None) -> str | None:
     return alg
 
 
-def _split_absolute(uri: str, label: str) -> SplitResult:
-    """Split an absolute URI (RFC 3986 section 4.3), refusing spaces and control characters."""
-    if not isinstance(uri, str) or not uri:
-        raise ClientError(f"{label} must be a non-empty string")
-    if len(uri) > MAX_URI_LENGTH:
-        raise ClientError(f"{label} must be at most {MAX_URI_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
-        raise ClientError(f"{label} {uri!r} must not contain spaces or control characters")
-    try:
-        parts = urlsplit(uri)
-    except ValueError as exc:
-        raise ClientError(f"{label} {uri!r} is not a valid URI: {exc}") from None
-    if not parts.scheme or not URI_SCHEME.fullmatch(parts.scheme) or ":" not in uri:
-        raise ClientError(f"{label} {uri!r} must be an absolute URI")
-    if not (parts.netloc or parts.path):
-        raise ClientError(f"{label} {uri!r} must be an absolute URI")
-    return parts
+def _check_post_logout_redirect_uris(uris: Iterable[str]) -> list[str]:
+    return check_redirect_uris(uris, "post_logout_redirect_uri")
 
 
-def _unique(values: Iterable[str]) -> list[str]:
-    """The values in order, each once."""
-    seen: list[str] = []
-    for value in values:
-        if value not in seen:
-            seen.append(value)
-    return seen
+# The checks of the fields an update changes only when given, in the order applied.
+_OPTIONAL_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": _check_name,
+    "post_logout_redirect_uris": _check_post_logout_redirect_uris,
+    "web_origins": check_web_origins,
+    "resources": check_resources,
+    "is_resource_server": bool,
+    "id_token_signed_response_alg": _check_id_token_alg,
+}

@@ -6,28 +6,19 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
-from .services import KeyRing
-
-EXTENSION = "authserver.keys"
+from .services import EXTENSION, KeyRing, current_keyring
+from .views import bp
 
 __all__ = ["KeyRing", "current_keyring", "init_app"]
 
 
 def init_app(app: Flask) -> None:
     """Create the app's key ring and register the JWKS route (no database access here)."""
-    from .views import bp
-
     app.extensions[EXTENSION] = KeyRing(app)
     app.register_blueprint(bp)
     app.before_request(_ensure_keys_once)
-
-
-def current_keyring() -> KeyRing:
-    """The key ring of the current application."""
-    keyring: KeyRing = current_app.extensions[EXTENSION]
-    return keyring
 
 
 def _ensure_keys_once() -> None:

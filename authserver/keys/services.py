@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from joserfc.jwk import ECKey, KeyParameters, RSAKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
@@ -383,3 +383,13 @@ def _public_members(jwk: dict[str, Any]) -> dict[str, Any]:
 
 def _replace_loaded_at(snapshot: _Snapshot, loaded_at: float) -> _Snapshot:
     return replace(snapshot, loaded_at=loaded_at)
+
+
+# Where `keys.init_app` keeps the application's key ring.
+EXTENSION = "authserver.keys"
+
+
+def current_keyring() -> KeyRing:
+    """The key ring of the current application."""
+    keyring: KeyRing = current_app.extensions[EXTENSION]
+    return keyring

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from . import current_keyring
+from .services import current_keyring
 
 bp = Blueprint("keys", __name__)
 

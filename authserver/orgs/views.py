@@ -15,10 +15,11 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..accounts.models import User
+from ..accounts.services import normalize_email
 from ..roles.ceiling import Actor, PrivilegeError
 from ..roles.services import list_roles
 from ..sessions.services import current_user
-from . import services
+from . import invitations, membership, services
 from .models import Organization
 
 bp = Blueprint("orgs", __name__, url_prefix="/orgs")
@@ -71,7 +72,7 @@ def managed(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseR
         if organization is None:
             abort(404)
         if not services.can_manage(user, organization):
-            abort(403 if services.membership(organization, user) is not None else 404)
+            abort(403 if membership.membership(organization, user) is not None else 404)
         return view(user, organization, *args, **kwargs)
 
     return wrapper
@@ -103,7 +104,7 @@ def index(user: User) -> ResponseReturnValue:
     """The person's organizations, with the role held in each."""
     return render_template(
         "orgs/index.html",
-        memberships=services.memberships_of(user),
+        memberships=membership.memberships_of(user),
         can_create=services.can_create_organizations(user),
         organizations=services.list_organizations()
         if services.can_create_organizations(user)
@@ -149,13 +150,13 @@ def manage(user: User, organization: Organization) -> ResponseReturnValue:
 def change_role(user: User, organization: Organization, membership_id: int) -> Response:
     """Give a member another role."""
     form = RoleForm()
-    found = services.get_membership(organization, membership_id)
+    found = membership.get_membership(organization, membership_id)
     if found is None:
         abort(404)
     if not form.validate_on_submit():
         abort(400)
     try:
-        services.change_member_role(found, form.role.data or "", actor=_actor(user))
+        membership.change_member_role(found, form.role.data or "", actor=_actor(user))
     except services.OrgError as exc:
         flash(_sentence(str(exc)))
     else:
@@ -168,14 +169,14 @@ def change_role(user: User, organization: Organization, membership_id: int) -> R
 @managed
 def remove(user: User, organization: Organization, membership_id: int) -> Response:
     """End a membership."""
-    found = services.get_membership(organization, membership_id)
+    found = membership.get_membership(organization, membership_id)
     if found is None:
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     email = found.user.email
     try:
-        services.remove_member(found, actor=_actor(user))
+        membership.remove_member(found, actor=_actor(user))
     except services.OrgError as exc:
         flash(_sentence(str(exc)))
     else:
@@ -194,7 +195,7 @@ def invite(user: User, organization: Organization) -> ResponseReturnValue:
         error = "Enter an e-mail address."
     else:
         try:
-            services.invite(
+            invitations.invite(
                 organization,
                 form.email.data or "",
                 form.role.data or "",
@@ -205,7 +206,7 @@ def invite(user: User, organization: Organization) -> ResponseReturnValue:
             error = _sentence(str(exc))
     if error:
         return _manage_page(organization, invite_error=error), INVALID_FORM_STATUS
-    flash(f"Invitation sent to {services.normalize_email(form.email.data or '')}.")
+    flash(f"Invitation sent to {normalize_email(form.email.data or '')}.")
     return _back(organization)
 
 
@@ -214,12 +215,12 @@ def invite(user: User, organization: Organization) -> ResponseReturnValue:
 @managed
 def revoke(user: User, organization: Organization, invitation_id: int) -> Response:
     """Make an invitation's link stop working."""
-    invitation = services.get_invitation(organization, invitation_id)
+    invitation = invitations.get_invitation(organization, invitation_id)
     if invitation is None:
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    services.revoke_invitation(invitation, actor=_actor(user))
+    invitations.revoke_invitation(invitation, actor=_actor(user))
     flash(f"Revoked the invitation of {invitation.email}.")
     return _back(organization)
 
@@ -228,10 +229,10 @@ def revoke(user: User, organization: Organization, invitation_id: int) -> Respon
 @signed_in
 def invitation(user: User, token: str) -> ResponseReturnValue:
     """Accept an invitation: GET shows what it is, POST joins (as the invited address only)."""
-    found = services.find_invitation(token)
+    found = invitations.find_invitation(token)
     if found is None:
         return _invitation_error("This invitation is not valid any more.", 404)
-    if services.normalize_email(user.email) != found.email:
+    if normalize_email(user.email) != found.email:
         return _invitation_error(
             "This invitation is for another e-mail address. Sign in with the address it was "
             "sent to.",
@@ -239,20 +240,20 @@ def invitation(user: User, token: str) -> ResponseReturnValue:
         )
     if not user.email_verified:
         # accept_invitation refuses too; said here before the person presses "Join".
-        return _invitation_error(_sentence(services.UNVERIFIED_INVITEE), 403)
+        return _invitation_error(_sentence(invitations.UNVERIFIED_INVITEE), 403)
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            membership = services.accept_invitation(token, user)
+            joined = invitations.accept_invitation(token, user)
         except services.OrgError as exc:
             return _invitation_error(_sentence(str(exc)), 409)
-        flash(f"You joined {membership.organization.name}.")
+        flash(f"You joined {joined.organization.name}.")
         return redirect(url_for("orgs.index"))
     return render_template(
         "orgs/invitation.html",
         form=form,
-        organization=services.invitation_organization(found),
-        role=services.invitation_role(found),
+        organization=invitations.invitation_organization(found),
+        role=invitations.invitation_role(found),
     )
 
 
@@ -281,8 +282,8 @@ def _manage_page(organization: Organization, invite_error: str | None = None) ->
     return render_template(
         "orgs/manage.html",
         organization=organization,
-        members=services.members(organization),
-        invitations=services.pending_invitations(organization),
+        members=membership.members(organization),
+        invitations=invitations.pending_invitations(organization),
         roles=roles,
         form=ConfirmForm(),
         invite_error=invite_error,

@@ -29,8 +29,9 @@ from authserver.accounts.registration import (
 )
 from authserver.audit.models import AuditEvent
 from authserver.extensions import db, utcnow
+from authserver.orgs.invitations import accept_invitation, invite
 from authserver.orgs.models import Invitation, Organization
-from authserver.orgs.services import OrgError, accept_invitation, create_organization, invite
+from authserver.orgs.services import OrgError, create_organization
 from tests.factories import PASSWORD, make_user
 from tests.functional.test_email_verification import confirm, verify_path
 from tests.functional.test_organizations import invitation_path
@@ -196,7 +197,7 @@ def test_an_invitation_needs_a_verified_address_to_be_accepted(
 
 
 def acme_members(acme: Organization) -> list[str]:
-    from authserver.orgs.services import members
+    from authserver.orgs.membership import members
 
     return [found.user.email for found in members(acme) if found.user.email != "olivia@example.com"]
 

@@ -144,7 +144,7 @@ def test_a_leaked_secrets_tokens_stay_dead_after_disable_rotate_enable(
     client: FlaskClient, service
 ) -> None:
     """Disabling and rotating cut off every earlier token; enabling again revives none."""
-    from authserver.admin.services import rotate_client_secret, set_client_active
+    from authserver.admin.services.clients import rotate_client_secret, set_client_active
     from authserver.roles.ceiling import SYSTEM
 
     leaked = token(client, service).get_json()["access_token"]
@@ -165,7 +165,7 @@ def test_a_leaked_secrets_tokens_stay_dead_after_disable_rotate_enable(
 def test_rotating_the_secret_alone_revokes_tokens_issued_before(
     client: FlaskClient, service
 ) -> None:
-    from authserver.admin.services import rotate_client_secret
+    from authserver.admin.services.clients import rotate_client_secret
     from authserver.roles.ceiling import SYSTEM
 
     before = token(client, service).get_json()["access_token"]

@@ -13,14 +13,10 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from authserver.extensions import db
+from authserver.orgs.invitations import invite
+from authserver.orgs.membership import add_member, membership
 from authserver.orgs.models import Invitation, Membership, Organization
-from authserver.orgs.services import (
-    OrgError,
-    add_member,
-    create_organization,
-    invite,
-    membership,
-)
+from authserver.orgs.services import OrgError, create_organization
 from tests.browser.mailbox import link_in, text_part
 from tests.factories import make_user
 from tests.mail_helpers import Browser, SmtpServer, running_smtp

@@ -34,8 +34,9 @@ from authserver.clients.models import Client
 from authserver.clients.registration import issue_initial_access_token
 from authserver.clients.services import get_client
 from authserver.extensions import db
+from authserver.orgs.membership import add_member
 from authserver.orgs.models import Membership, Organization
-from authserver.orgs.services import add_member, create_organization
+from authserver.orgs.services import create_organization
 from authserver.roles.ceiling import SYSTEM, PrivilegeError
 from authserver.roles.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
 from authserver.roles.services import create_role, get_role
@@ -1190,7 +1191,7 @@ def org_world(app: Flask) -> Org:
     make_user("server-admin@example.com", roles=["admin"])
     make_user("helpdesk@example.com", roles=["helpdesk"])
     make_user("stranger@example.com")
-    from authserver.orgs.services import invite
+    from authserver.orgs.invitations import invite
 
     invitation = invite(organization, "later@example.com", "viewer", actor=SYSTEM)
     return Org(organization, member, invitation.id)
@@ -1245,7 +1246,7 @@ def test_organization_pages_keep_each_person_within_their_standing(app: Flask, e
 def test_organization_roles_grant_no_server_permission(app: Flask) -> None:
     world = org_world(app)
     boss = db.session.scalar(select(User).where(User.email == "org-admin@example.com"))
-    from authserver.admin.services import is_staff, person_permissions
+    from authserver.admin.services.base import is_staff, person_permissions
 
     assert boss is not None and person_permissions(boss) == set() and not is_staff(boss)
     browser = app.test_client()
@@ -1255,11 +1256,12 @@ def test_organization_roles_grant_no_server_permission(app: Flask) -> None:
 
 
 def test_the_organization_services_refuse_anyone_without_standing(app: Flask) -> None:
+    from authserver.orgs import invitations, membership
     from authserver.orgs import services as orgs
     from authserver.roles.ceiling import Actor as CeilingActor
 
     world = org_world(app)
-    invitation = orgs.get_invitation(world.organization, world.invitation_id)
+    invitation = invitations.get_invitation(world.organization, world.invitation_id)
     newcomer = make_user("newcomer@example.com")
     assert invitation is not None
     for email, manager in ORG_ACTORS.items():
@@ -1270,15 +1272,15 @@ def test_the_organization_services_refuse_anyone_without_standing(app: Flask) ->
         actor = CeilingActor.person(user)
         before = snapshot()
         with pytest.raises(PrivilegeError):
-            orgs.change_member_role(world.member, "admin", actor=actor)
+            membership.change_member_role(world.member, "admin", actor=actor)
         with pytest.raises(PrivilegeError):
-            orgs.add_member(world.organization, newcomer, "admin", actor=actor)
+            membership.add_member(world.organization, newcomer, "admin", actor=actor)
         with pytest.raises(PrivilegeError):
-            orgs.invite(world.organization, "x@example.com", "admin", actor=actor)
+            invitations.invite(world.organization, "x@example.com", "admin", actor=actor)
         with pytest.raises(PrivilegeError):
-            orgs.revoke_invitation(invitation, actor=actor)
+            invitations.revoke_invitation(invitation, actor=actor)
         with pytest.raises(PrivilegeError):
-            orgs.remove_member(world.member, actor=actor)
+            membership.remove_member(world.member, actor=actor)
         db.session.rollback()
         assert snapshot() == before
     nobody = CeilingActor.person(make_user(unique("n") + "@example.com"))

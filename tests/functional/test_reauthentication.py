@@ -285,7 +285,8 @@ def test_prompt_login_then_the_organization_picker_does_not_ask_to_sign_in_again
     client: FlaskClient, people: tuple[User, User, str]
 ) -> None:
     """The picker adds `organization` to the request: the marker stays valid for it."""
-    from authserver.orgs.services import add_member, create_organization
+    from authserver.orgs.membership import add_member
+    from authserver.orgs.services import create_organization
 
     alice, _, _ = people
     for name in ("Acme", "Beta"):

@@ -34,7 +34,8 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
-from authserver.orgs.services import add_member, create_organization
+from authserver.orgs.membership import add_member
+from authserver.orgs.services import create_organization
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.oauth_helpers import authorize_params, basic, consent, exchange, pkce_pair, query
 from tests.oauth_helpers import sign_in as sign_in_alice

@@ -14,8 +14,9 @@ from joserfc.jwk import KeySet
 
 from authserver.accounts.models import User
 from authserver.oauth.services import limit_user_scope
+from authserver.orgs.membership import add_member
 from authserver.orgs.models import Organization
-from authserver.orgs.services import add_member, create_organization
+from authserver.orgs.services import create_organization
 from authserver.roles.services import create_role, remove_role
 from tests.factories import make_client, make_user
 from tests.oauth_helpers import (
@@ -350,7 +351,7 @@ def test_a_refresh_keeps_the_organization(app: Flask, client: FlaskClient) -> No
 def test_a_refresh_fails_once_the_person_left_the_organization(
     app: Flask, client: FlaskClient
 ) -> None:
-    from authserver.orgs.services import membership, remove_member
+    from authserver.orgs.membership import membership, remove_member
 
     user = make_user()
     acme = org("Acme", (make_user("boss@example.com"), "admin"), (user, "developer"))

@@ -17,8 +17,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.test import TestResponse
 
+from authserver.orgs.membership import add_member
 from authserver.orgs.models import Organization
-from authserver.orgs.services import add_member, create_organization
+from authserver.orgs.services import create_organization
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.oauth_helpers import (
     authorize_params,

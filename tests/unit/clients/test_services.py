@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from authserver.audit.services import query
 from authserver.clients.cache import load_client
+from authserver.clients.metadata import ClientError
 from authserver.clients.models import Client
 from authserver.clients.services import (
-    ClientError,
     client_metadata,
     create_client,
     get_client,
@@ -338,3 +339,34 @@ def test_an_update_reports_what_changed_and_leaves_committing_to_the_caller(app:
     assert changed == ["name", "roles"]
     db.session.rollback()
     assert get_client(client.client_id).name == "Example RP"  # type: ignore[union-attr]
+
+
+def test_an_update_is_audited_and_the_cached_client_is_dropped_when_committed(
+    app: Flask,
+) -> None:
+    client, _ = register()
+    assert load_client(client.client_id).client_name == "Example RP"  # type: ignore[union-attr]
+
+    update_client(client, actor=SYSTEM, name="Renamed", event="admin.client.updated")
+    assert load_client(client.client_id).client_name == "Example RP"  # type: ignore[union-attr]
+    db.session.commit()
+
+    assert load_client(client.client_id).client_name == "Renamed"  # type: ignore[union-attr]
+    (event,) = query(event="admin.client.updated")
+    assert event.client_id == client.client_id and event.details == {"changed": ["name"]}
+
+
+def test_rfc_7592_responses_hold_the_registered_metadata_alone(app: Flask) -> None:
+    client, _ = register(web_origins=["https://rp.example.com"], roles=["viewer"])
+
+    full, registered = client_metadata(client), client_metadata(client, management=False)
+
+    assert set(full) - set(registered) == {
+        "resources",
+        "web_origins",
+        "skip_consent",
+        "is_active",
+        "roles",
+        "is_resource_server",
+    }
+    assert all(full[key] == value for key, value in registered.items())

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from authserver.accounts.models import Role, User
 from authserver.extensions import db
-from authserver.orgs.services import add_member, create_organization
+from authserver.orgs.membership import add_member
+from authserver.orgs.services import create_organization
 from authserver.roles.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
 from authserver.roles.services import (
     RoleError,

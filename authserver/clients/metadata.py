@@ -1,0 +1,140 @@
+"""Checks of client metadata values: redirect URIs, origins, resource indicators and scope.
+
+RFC 7591 names the metadata; these rules decide which values a client may register.
+`clients.services` applies them on every path (CLI, admin console and API, RFC 7591 and
+7592), so each refuses the same values with the same messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import SplitResult, urlsplit
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+# RFC 6749 section 3.3: scope-token = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+MAX_URI_LENGTH = 2000
+
+
+class ClientError(ValueError):
+    """Client metadata was refused; the message says which value and why."""
+
+
+def check_redirect_uris(uris: Iterable[str], label: str) -> list[str]:
+    """RFC 9700 section 2.1 and RFC 8252 sections 7.1 and 7.3: where codes may be sent."""
+    checked = unique(uris)
+    for uri in checked:
+        _check_redirect_uri(uri, label)
+    return checked
+
+
+def _check_redirect_uri(uri: str, label: str) -> None:
+    """One redirect URI: absolute, no fragment; https, loopback http or a native-app scheme."""
+    parts = _split_absolute(uri, label)
+    if parts.fragment or "#" in uri:
+        raise ClientError(f"{label} {uri!r} must not contain a fragment (RFC 6749 section 3.1.2)")
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "http"):
+        if not parts.hostname:
+            raise ClientError(f"{label} {uri!r} has no host")
+        if parts.username is not None or parts.password is not None:
+            raise ClientError(f"{label} {uri!r} must not contain user information")
+        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ClientError(
+                f"{label} {uri!r} must use https; plain http is allowed only on a loopback "
+                "host (127.0.0.1, [::1], localhost; RFC 8252 section 7.3)"
+            )
+        return
+    if "." not in scheme:
+        raise ClientError(
+            f"{label} {uri!r}: the scheme must be https, http on loopback, or a private-use "
+            "scheme in reverse domain name form such as com.example.app (RFC 8252 section 7.1)"
+        )
+
+
+def check_scope(scope: str) -> str:
+    """RFC 6749 section 3.3: space-delimited scope tokens of NQCHAR, each given once."""
+    tokens = (scope or "").split(" ")
+    tokens = [token for token in tokens if token]
+    seen: set[str] = set()
+    for token in tokens:
+        if not SCOPE_TOKEN.fullmatch(token):
+            raise ClientError(
+                f"scope value {token!r} is invalid: only printable ASCII except '\"' and '\\' "
+                "(RFC 6749 section 3.3)"
+            )
+        if token in seen:
+            raise ClientError(f"scope value {token!r} is given twice")
+        seen.add(token)
+    return " ".join(tokens)
+
+
+def check_resources(resources: Iterable[str]) -> list[str]:
+    """RFC 8707 section 2: resource indicators are absolute URIs without a fragment."""
+    checked = unique(resources)
+    for uri in checked:
+        parts = _split_absolute(uri, "resource")
+        if parts.fragment or "#" in uri:
+            raise ClientError(f"resource {uri!r} must not contain a fragment (RFC 8707)")
+    return checked
+
+
+def check_web_origins(origins: Iterable[str]) -> list[str]:
+    """Origins (RFC 6454) are scheme://host[:port] and nothing else."""
+    checked = unique(origins)
+    for origin in checked:
+        parts = _split_absolute(origin, "web_origin")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on an invalid port
+        except ValueError:
+            raise ClientError(f"web_origin {origin!r} has an invalid port") from None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or "@" in parts.netloc
+            or origin.endswith(("?", "#"))
+        ):
+            raise ClientError(f"web_origin {origin!r} must be scheme://host[:port], no path")
+    return unique(_serialize_origin(urlsplit(origin)) for origin in checked)
+
+
+def _serialize_origin(parts: SplitResult) -> str:
+    """RFC 6454 section 6.2: lower-case scheme and host, default port omitted, as browsers send."""
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host.lower()}{port}"
+
+
+def _split_absolute(uri: str, label: str) -> SplitResult:
+    """Split an absolute URI (RFC 3986 section 4.3), refusing spaces and control characters."""
+    if not isinstance(uri, str) or not uri:
+        raise ClientError(f"{label} must be a non-empty string")
+    if len(uri) > MAX_URI_LENGTH:
+        raise ClientError(f"{label} must be at most {MAX_URI_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+        raise ClientError(f"{label} {uri!r} must not contain spaces or control characters")
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise ClientError(f"{label} {uri!r} is not a valid URI: {exc}") from None
+    if not parts.scheme or not URI_SCHEME.fullmatch(parts.scheme) or ":" not in uri:
+        raise ClientError(f"{label} {uri!r} must be an absolute URI")
+    if not (parts.netloc or parts.path):
+        raise ClientError(f"{label} {uri!r} must be an absolute URI")
+    return parts
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """The values in order, each once."""
+    seen: list[str] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
