@@ -22,8 +22,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 
 from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
-from ..core.capabilities import CLIENT_AUTH_METHODS as AUTH_METHODS
-from ..core.capabilities import GRANT_TYPES
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
 
@@ -128,7 +127,7 @@ class CreateClientForm(ClientForm):
 
     token_endpoint_auth_method = SelectField(
         "Token endpoint authentication",
-        choices=[SelectChoice(m, m) for m in AUTH_METHODS],
+        choices=[SelectChoice(m, m) for m in CLIENT_AUTH_METHODS],
         default="client_secret_basic",
         validate_choice=True,
     )

@@ -9,8 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from ..clients.services import client_metadata, list_clients
-from ..core.capabilities import CLIENT_AUTH_METHODS as AUTH_METHODS
-from ..core.capabilities import GRANT_TYPES
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -33,7 +32,7 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
 @click.option(
     "--scope", required=True, help='Space-separated, e.g. "openid profile email offline_access".'
 )
-@click.option("--auth-method", required=True, type=click.Choice(AUTH_METHODS))
+@click.option("--auth-method", required=True, type=click.Choice(CLIENT_AUTH_METHODS))
 @click.option(
     "--resource", "resources", multiple=True, help="RFC 8707 audience it may ask for; repeatable."
 )
