@@ -11,7 +11,7 @@ from flask import current_app
 from ...accounts.models import User
 from ...extensions import db
 from ..models import Grant
-from .tokens import PresentedToken, find_token
+from .presented import PresentedToken, find_token
 
 
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):

@@ -16,6 +16,7 @@ from ...extensions import db, utcnow
 from ..models import AuthorizationCode
 from ..services import revoke_replayed_grant, start_token_family
 from ..tokens import hash_secret_value, new_secret_value
+from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
 # The code and its person (with roles, for the `roles` claim) in one query, built once.
@@ -34,7 +35,7 @@ CONSUME = (
 )
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     """Codes live `authorization_code_ttl` seconds (60 by default) and are redeemed once."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]

@@ -14,6 +14,7 @@ from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
 from ..services import issue_user_tokens, revoke_replayed_grant
 from ..tokens import hash_secret_value
+from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
 # The presented token, its grant and its person (with roles, for the `roles` claim) in
@@ -38,7 +39,7 @@ CONSUME = (
 )
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(AuthlibTokenGrant, grants.RefreshTokenGrant):
     """Every refresh returns a new refresh token; presenting a rotated one revokes the family."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
