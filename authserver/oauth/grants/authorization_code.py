@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...extensions import db, utcnow
+from ..interaction import AuthorizationContext
 from ..models import AuthorizationCode
 from ..services import revoke_replayed_grant, start_token_family
 from ..tokens import hash_secret_value, new_secret_value
@@ -39,35 +40,42 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     """Codes live `authorization_code_ttl` seconds (60 by default) and are redeemed once."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    # The authorization request as the steps left it; set by the view (oauth/views.py).
+    context: AuthorizationContext | None = None
 
     def generate_authorization_code(self) -> str:
         return new_secret_value()
 
     def save_authorization_code(self, code: str, request: Any) -> None:
-        """Store the code's hash with everything the token request and id_token need."""
+        """Store the code's hash with everything the token request and id_token need.
+
+        What is stored comes from the authorization steps' context (oauth/authorize.py),
+        set by the view before Authlib issues the code.
+        """
         config = current_app.config["AUTHSERVER"]
-        data = request.payload.data
-        session = request.login_session
+        ctx = self.context
+        assert ctx is not None and ctx.user is not None and ctx.session is not None
+        params, session = ctx.params, ctx.session
         now = utcnow()
         db.session.add(
             AuthorizationCode(
                 code_hash=hash_secret_value(code),
-                client_id=request.client.client_id,
-                user_id=request.user.id,
+                client_id=ctx.client.client_id,
+                user_id=ctx.user.id,
                 session_id=session.id,
                 # Stored as sent: RFC 6749 section 4.1.3 wants it repeated only if it was sent.
-                redirect_uri=data.get("redirect_uri") or "",
-                # What the pipeline granted (client and person limits), else Authlib's filter.
-                scope=getattr(request, "granted_scope", request.scope) or "",
-                nonce=data.get("nonce") or None,
-                code_challenge=data["code_challenge"],
-                code_challenge_method=data["code_challenge_method"],
-                resource=request.resources or None,
-                claims=request.claims_request,
+                redirect_uri=params.get("redirect_uri") or "",
+                # What the steps granted (the client's and the person's limits, the consent).
+                scope=ctx.scope,
+                nonce=params.get("nonce") or None,
+                code_challenge=params["code_challenge"],
+                code_challenge_method=params["code_challenge_method"],
+                resource=ctx.resources or None,
+                claims=ctx.claims,
                 auth_time=session.auth_time,
                 acr=session.acr,
                 amr=list(session.amr or []),
-                organization_id=getattr(request, "organization_id", None),
+                organization_id=ctx.organization.id if ctx.organization is not None else None,
                 expires_at=now + timedelta(seconds=config.authorization_code_ttl),
             )
         )
