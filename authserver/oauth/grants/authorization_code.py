@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 from ...accounts.models import User
 from ...extensions import db, utcnow
 from ..interaction import AuthorizationContext
-from ..models import AuthorizationCode
+from ..models import AuthorizationCode, Grant
 from ..services import revoke_replayed_grant, start_token_family
 from ..tokens import hash_secret_value, new_secret_value
 from .base import AuthlibTokenGrant
@@ -42,6 +42,9 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     # The authorization request as the steps left it; set by the view (oauth/views.py).
     context: AuthorizationContext | None = None
+    # Token request: the code's person, and the token family (Grant row) it starts.
+    code_user: User
+    family: Grant
 
     def generate_authorization_code(self) -> str:
         return new_secret_value()
@@ -97,7 +100,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         )
         if found is None or found[0].client_id != client.get_client_id():
             return None
-        row, self.request.code_user = found
+        row, self.code_user = found
         now = utcnow()
         if row.used_at is not None:
             self._revoke_replayed(row)
@@ -122,7 +125,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         """Nothing to delete: the code was consumed atomically and is kept to detect replays."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        user: User = self.request.code_user
+        user = self.code_user
         return user if user.is_active else None
 
     def generate_token(
@@ -137,5 +140,5 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         code: AuthorizationCode = self.request.authorization_code
         grant, token = start_token_family(code, self.request.client, user)
         code.grant_id = grant.id
-        self.request.grant = grant
+        self.family = grant
         return token

@@ -14,7 +14,7 @@ from sqlalchemy import select, true, update
 from ...accounts.models import User
 from ...extensions import db, utcnow
 from ..device import AUTH_METHODS
-from ..models import DeviceCode
+from ..models import DeviceCode, Grant
 from ..services import start_token_family
 from ..tokens import hash_secret_value
 from .base import AuthlibTokenGrant
@@ -27,6 +27,9 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
     """Section 3.4 and 3.5: the device polls until the person decides, then redeems once."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    # The presented device code, and the token family (Grant row) its approval starts.
+    credential: DeviceCode
+    family: Grant
 
     def validate_token_request(self) -> None:
         """Section 3.4: the device code of the client the token endpoint authenticated.
@@ -41,7 +44,7 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
         credential = self.query_device_credential(device_code)
         if credential is None or credential.client_id != client.get_client_id():
             raise InvalidGrantError("Invalid 'device_code'.")
-        self.request.credential = credential
+        self.credential = credential
         self.request.user = self.validate_device_credential(credential)
 
     def query_device_credential(self, device_code: str) -> DeviceCode | None:
@@ -111,7 +114,7 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], Any]:
         """Section 3.5: an RFC 6749 section 5.1 response; OpenIDConnect adds the id_token."""
-        credential: DeviceCode = self.request.credential
+        credential = self.credential
         token = self.generate_token(user=self.request.user, scope=credential.scope)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
@@ -125,7 +128,7 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         """Start the token family for this approval and issue its first tokens."""
-        credential: DeviceCode = self.request.credential
+        credential = self.credential
         grant, token = start_token_family(credential, self.request.client, user)
         db.session.execute(
             update(DeviceCode)
@@ -133,5 +136,5 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
             .values(grant_id=grant.id)
             .execution_options(synchronize_session=False)
         )
-        self.request.grant = grant
+        self.family = grant
         return token
