@@ -11,7 +11,7 @@ views render; no step renders or redirects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..oidc.claims import parse_claims_request
 from ..oidc.id_token_hint import InvalidIdTokenHint, verify_id_token_hint
 from ..orgs.services import ORG_SCOPE_PREFIX, fitting_organizations
 from ..sessions.services import auth_age_seconds
-from .consent import grantable_scope, granted_scope, has_consent, remember_consent
+from .consent import grantable_scope, has_consent
 from .interaction import (
     AuthorizationContext,
     Decision,
@@ -312,23 +312,6 @@ def check_consent(ctx: AuthorizationContext) -> Decision | None:
     if "none" in ctx.prompts:
         return ctx.deny(ConsentRequiredError)
     return NeedConsent(ctx.grantable, ctx.organization)
-
-
-def apply_consent(ctx: AuthorizationContext, chosen: Iterable[str]) -> Deny | None:
-    """The consent page's Allow: grant what the person left ticked of what it offered.
-
-    Remembered as their latest answer (oauth/consent.py). An organization whose
-    `org:<slug>` was unticked is not the grant's; allowing nothing at all is a denial.
-    """
-    assert ctx.user is not None
-    ctx.scope = granted_scope(ctx.grantable, chosen)
-    if ctx.grantable and not ctx.scope:
-        return ctx.deny(AccessDeniedError, "Nothing was allowed.")
-    organization = ctx.organization
-    if organization is not None and ORG_SCOPE_PREFIX + organization.slug not in ctx.scope.split():
-        ctx.organization = None
-    remember_consent(ctx.user.id, ctx.client.client_id, ctx.scope, offered=ctx.grantable)
-    return None
 
 
 def check_still_signed_in(ctx: AuthorizationContext) -> Decision | None:

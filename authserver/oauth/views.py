@@ -15,12 +15,11 @@ from ..orgs.views import render_organization_picker
 from ..sessions.services import current_session, current_user
 from .authorize import (
     GRANTED_PARAM,
-    apply_consent,
     check_no_repeated_parameters,
     continuation_params,
     run_pipeline,
 )
-from .consent import REQUIRED_SCOPES, describe_scopes
+from .consent import REQUIRED_SCOPES, apply_consent, describe_scopes
 from .errors import error_page, redirect_error
 from .interaction import (
     AuthorizationContext,
