@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .server import create_authorization_server
+from .views import bp
+
 
 def init_app(app: Flask) -> None:
     """Create this app's authorization server and register the endpoints."""
-    from .server import create_authorization_server
-    from .views import bp
-
     app.extensions["authserver.oauth"] = create_authorization_server(app)
     app.register_blueprint(bp)

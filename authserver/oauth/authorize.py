@@ -3,15 +3,17 @@
 RFC 6749 section 4.1.1 and OpenID Connect Core section 3.1.2. Authlib
 validates the client, redirect_uri, response_type, scope and PKCE
 (`validate_client`); the steps below add what it leaves out. Read
-`PIPELINE` top to bottom to see the whole flow.
+`PIPELINE` top to bottom to see the whole flow. A step reads and fills the request's
+`AuthorizationContext` and returns None to let it through, or a decision
+(`oauth/interaction.py`: sign in, pick an organization, consent, an error) that the
+views render; no step renders or redirects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import (
@@ -21,20 +23,26 @@ from authlib.oidc.core.errors import (
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
-from flask import redirect, url_for
 from werkzeug.datastructures import MultiDict
-from werkzeug.wrappers import Response
 
-from ..accounts.models import User
 from ..accounts.totp import is_enabled as has_second_factor
 from ..oidc.acr import UnmeetableAcr, UnmetAuthenticationRequirementsError, required_acr, satisfies
 from ..oidc.claims import parse_claims_request
-from ..oidc.id_token_hint import IdTokenHint, InvalidIdTokenHint, verify_id_token_hint
+from ..oidc.id_token_hint import InvalidIdTokenHint, verify_id_token_hint
 from ..orgs.services import ORG_SCOPE_PREFIX, fitting_organizations
-from ..sessions.models import LoginSession
 from ..sessions.services import auth_age_seconds
-from .consent import grantable_scope, granted_scope, has_consent, remember_consent
-from .reauth import REAUTH_PARAM, is_fresh, mint_marker
+from .consent import grantable_scope, has_consent
+from .interaction import (
+    AuthorizationContext,
+    Decision,
+    Deny,
+    Endpoint,
+    NeedConsent,
+    NeedOrganization,
+    NeedSignIn,
+    NeedStepUp,
+)
+from .reauth import REAUTH_PARAM, is_fresh
 from .services import check_resources, client_scope
 
 # RFC 6749 section 3.1: parameters sent more than once are refused. `resource` may repeat
@@ -74,53 +82,6 @@ INTERNAL_PARAMS = {REAUTH_PARAM, "csrf_token", "decision", GRANTED_PARAM}
 SELECT_ORGANIZATION = "select"
 
 
-@dataclass
-class AuthorizationRequest:
-    """What the pipeline learns about one request as it goes."""
-
-    params: MultiDict[str, str]
-    grant: Any
-    user: User | None
-    session: LoginSession | None
-    prompts: set[str] = field(default_factory=set)
-    max_age: int | None = None
-    resources: list[str] = field(default_factory=list)
-    claims: dict[str, Any] | None = None
-    # The lowest `acr` the request accepts (oidc/acr.py), None for any.
-    acr: str | None = None
-    hint: IdTokenHint | None = None
-    # The request's scope with the organization picked (`org:<slug>`); None: as sent.
-    requested_scope: str | None = None
-    # What the consent page offers (oauth/consent.py), and what is granted of it.
-    grantable: str = ""
-    scope: str = ""
-    organization: Any = None
-
-    @property
-    def client(self) -> Any:
-        return self.grant.request.client
-
-    @property
-    def redirect_uri(self) -> str:
-        return str(self.grant.redirect_uri)
-
-    def error(self, error_cls: type[OAuth2Error], description: str | None = None) -> OAuth2Error:
-        """An error that is sent back to the client's (already verified) redirect_uri."""
-        return error_cls(
-            description=description,
-            redirect_uri=self.redirect_uri,
-            state=self.params.get("state"),
-        )
-
-
-class Interrupt(Exception):
-    """A step answers the browser itself: a sign-in redirect or the consent page."""
-
-    def __init__(self, response: Response | str) -> None:
-        super().__init__()
-        self.response = response
-
-
 def check_no_repeated_parameters(params: MultiDict[str, str]) -> None:
     """RFC 6749 section 3.1: request parameters MUST NOT be included more than once."""
     for name in SINGLE_VALUED:
@@ -128,144 +89,152 @@ def check_no_repeated_parameters(params: MultiDict[str, str]) -> None:
             raise InvalidRequestError(f"Multiple '{name}' parameters.")
 
 
-def check_no_nul_characters(req: AuthorizationRequest) -> None:
+def check_no_nul_characters(ctx: AuthorizationContext) -> Decision | None:
     """No legitimate parameter holds NUL, and PostgreSQL cannot store one (the nonce is stored)."""
-    if any("\x00" in value for _, value in req.params.items(multi=True)):
-        raise req.error(InvalidRequestError, "Parameters must not contain NUL characters.")
+    if any("\x00" in value for _, value in ctx.params.items(multi=True)):
+        return ctx.deny(InvalidRequestError, "Parameters must not contain NUL characters.")
+    return None
 
 
-def check_request_object(req: AuthorizationRequest) -> None:
+def check_request_object(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 6: request objects are not supported, and say so."""
-    if "request" in req.params:
-        raise req.error(RequestNotSupportedError)
-    if "request_uri" in req.params:
-        raise req.error(RequestURINotSupportedError)
+    if "request" in ctx.params:
+        return ctx.deny(RequestNotSupportedError)
+    if "request_uri" in ctx.params:
+        return ctx.deny(RequestURINotSupportedError)
+    return None
 
 
-def check_response_mode(req: AuthorizationRequest) -> None:
+def check_response_mode(ctx: AuthorizationContext) -> Decision | None:
     """OAuth 2.0 Multiple Response Types: only `query` for the code flow."""
-    mode = req.params.get("response_mode")
+    mode = ctx.params.get("response_mode")
     if mode and mode != "query":
-        raise req.error(InvalidRequestError, "Only response_mode=query is supported.")
+        return ctx.deny(InvalidRequestError, "Only response_mode=query is supported.")
+    return None
 
 
-def check_prompt(req: AuthorizationRequest) -> None:
+def check_prompt(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 3.1.2.1: `none` must stand alone."""
-    prompts = set(req.params.get("prompt", "").split())
+    prompts = set(ctx.params.get("prompt", "").split())
     if not prompts <= set(PROMPT_VALUES):
-        raise req.error(InvalidRequestError, "Unsupported 'prompt' value.")
+        return ctx.deny(InvalidRequestError, "Unsupported 'prompt' value.")
     if "none" in prompts and len(prompts) > 1:
-        raise req.error(InvalidRequestError, "prompt=none cannot be combined with other values.")
-    req.prompts = prompts
+        return ctx.deny(InvalidRequestError, "prompt=none cannot be combined with other values.")
+    ctx.prompts = prompts
+    return None
 
 
-def check_max_age(req: AuthorizationRequest) -> None:
+def check_max_age(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 3.1.2.1: `max_age` is a non-negative number of seconds."""
-    raw = req.params.get("max_age")
+    raw = ctx.params.get("max_age")
     if raw is None or raw == "":
-        return
+        return None
     if not raw.isdigit() or len(raw) > 10:
-        raise req.error(InvalidRequestError, "Invalid 'max_age'.")
-    req.max_age = int(raw)
+        return ctx.deny(InvalidRequestError, "Invalid 'max_age'.")
+    ctx.max_age = int(raw)
+    return None
 
 
-def check_claims_parameter(req: AuthorizationRequest) -> None:
+def check_claims_parameter(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 5.5: `claims` is a JSON object."""
     try:
-        req.claims = parse_claims_request(req.params.get("claims"))
+        ctx.claims = parse_claims_request(ctx.params.get("claims"))
     except (ValueError, RecursionError):
-        raise req.error(InvalidRequestError, "Invalid 'claims' parameter.") from None
+        return ctx.deny(InvalidRequestError, "Invalid 'claims' parameter.")
+    return None
 
 
-def check_resource(req: AuthorizationRequest) -> None:
+def check_resource(ctx: AuthorizationContext) -> Decision | None:
     """RFC 8707 section 2: each `resource` must be registered for the client."""
     try:
-        req.resources = check_resources(req.client, req.params.getlist("resource"))
+        ctx.resources = check_resources(ctx.client, ctx.params.getlist("resource"))
     except OAuth2Error as error:
-        error.redirect_uri = req.redirect_uri
-        error.state = req.params.get("state")
-        raise
+        error.redirect_uri = ctx.redirect_uri
+        error.state = ctx.params.get("state")
+        return Deny(error)
+    return None
 
 
-def check_acr_values(req: AuthorizationRequest) -> None:
+def check_acr_values(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core sections 3.1.2.1 and 5.5.1.1: the sign-in level asked for.
 
     An essential `acr` no sign-in here can give fails at once, before anyone signs in.
     """
     try:
-        req.acr = required_acr(req.params.get("acr_values"), req.claims)
+        ctx.acr = required_acr(ctx.params.get("acr_values"), ctx.claims)
     except UnmeetableAcr:
-        raise req.error(
-            UnmetAuthenticationRequirementsError, "The requested acr cannot be met."
-        ) from None
+        return ctx.deny(UnmetAuthenticationRequirementsError, "The requested acr cannot be met.")
+    return None
 
 
-def check_id_token_hint(req: AuthorizationRequest) -> None:
+def check_id_token_hint(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 3.1.2.1: `id_token_hint` is an ID Token we issued to
     this client (expired is fine), else invalid_request. Whom it names is checked by
     `check_authentication` and `check_hinted_person`.
     """
-    value = req.params.get("id_token_hint")
+    value = ctx.params.get("id_token_hint")
     if not value:
-        return
+        return None
     try:
         hint = verify_id_token_hint(value)
     except InvalidIdTokenHint:
-        raise req.error(
+        return ctx.deny(
             InvalidRequestError, "The id_token_hint is not an ID Token issued by this server."
-        ) from None
-    if req.client.client_id not in hint.audiences:
-        raise req.error(InvalidRequestError, "The id_token_hint was issued to another client.")
-    req.hint = hint
+        )
+    if ctx.client.client_id not in hint.audiences:
+        return ctx.deny(InvalidRequestError, "The id_token_hint was issued to another client.")
+    ctx.hint = hint
+    return None
 
 
-def check_authentication(req: AuthorizationRequest) -> None:
+def check_authentication(ctx: AuthorizationContext) -> Decision | None:
     """Sign the person in when nobody is, or again when `prompt=login` (or `select_account`),
     `max_age` or an `id_token_hint` naming someone else asks for it.
 
     Section 3.1.2.1: with `prompt=none` that is `login_required` instead. Coming back from
     the sign-in we asked for (`_signed_in_since_redirect`) satisfies all of them.
     """
-    if req.user is not None and req.session is not None:
-        if _signed_in_since_redirect(req):
-            return
-        too_old = req.max_age is not None and auth_age_seconds(req.session) > req.max_age
-        if not (req.prompts & SIGN_IN_PROMPTS or too_old or _hint_names_someone_else(req)):
-            return
-    if "none" in req.prompts:
-        raise req.error(LoginRequiredError)
-    raise Interrupt(redirect(_sign_in_url(req)))
+    if ctx.user is not None and ctx.session is not None:
+        if _signed_in_since_redirect(ctx):
+            return None
+        too_old = ctx.max_age is not None and auth_age_seconds(ctx.session) > ctx.max_age
+        if not (ctx.prompts & SIGN_IN_PROMPTS or too_old or _hint_names_someone_else(ctx)):
+            return None
+    if "none" in ctx.prompts:
+        return ctx.deny(LoginRequiredError)
+    return NeedSignIn()
 
 
-def check_hinted_person(req: AuthorizationRequest) -> None:
+def check_hinted_person(ctx: AuthorizationContext) -> Decision | None:
     """Section 3.1.2.1: a code only for the person the `id_token_hint` names.
 
     The sign-in page was offered (`check_authentication`); whoever signed in there is
     not that person, so the answer is login_required, never a code for someone else.
     """
-    if _hint_names_someone_else(req):
-        raise req.error(LoginRequiredError, "The signed-in person is not the one hinted at.")
+    if _hint_names_someone_else(ctx):
+        return ctx.deny(LoginRequiredError, "The signed-in person is not the one hinted at.")
+    return None
 
 
-def check_acr(req: AuthorizationRequest) -> None:
+def check_acr(ctx: AuthorizationContext) -> Decision | None:
     """Section 5.5.1.1: a sign-in below the requested `acr` is a failed authentication.
 
     Step up (the sign-in page again, which asks for the second factor) when the person
     has one; with `prompt=none` that is interaction_required. Without a second factor,
     or when the sign-in we asked for still fell short: unmet_authentication_requirements.
     """
-    if req.acr is None or req.user is None or req.session is None:
-        return
-    if satisfies(req.session.acr, req.acr):
-        return
-    if not has_second_factor(req.user) or _signed_in_since_redirect(req):
-        raise req.error(UnmetAuthenticationRequirementsError, "The requested acr cannot be met.")
-    if "none" in req.prompts:
-        raise req.error(InteractionRequiredError, "Signing in with a second factor is needed.")
-    raise Interrupt(redirect(_sign_in_url(req)))
+    if ctx.acr is None or ctx.user is None or ctx.session is None:
+        return None
+    if satisfies(ctx.session.acr, ctx.acr):
+        return None
+    if not has_second_factor(ctx.user) or _signed_in_since_redirect(ctx):
+        return ctx.deny(UnmetAuthenticationRequirementsError, "The requested acr cannot be met.")
+    if "none" in ctx.prompts:
+        return ctx.deny(InteractionRequiredError, "Signing in with a second factor is needed.")
+    return NeedStepUp()
 
 
-def check_organization(req: AuthorizationRequest) -> None:
+def check_organization(ctx: AuthorizationContext) -> Decision | None:
     """Pick the organization the tokens speak for; it becomes the request's `org:<slug>` scope.
 
     Asked for with `organization=<slug>`, `organization=select` (or empty: the person
@@ -276,40 +245,39 @@ def check_organization(req: AuthorizationRequest) -> None:
     other `org:` scope of the request, so consent names it, and the grant, its tokens and
     remembered consent carry it; a grant without it has no organization.
     """
-    if req.user is None:
-        return
-    asked = req.params.get("organization")
-    items = req.params.get("scope", "").split()
+    if ctx.user is None:
+        return None
+    asked = ctx.params.get("organization")
+    items = ctx.params.get("scope", "").split()
     named = [item[len(ORG_SCOPE_PREFIX) :] for item in items if item.startswith(ORG_SCOPE_PREFIX)]
     if asked is None and not named:
-        return
+        return None
     candidates: list[str] | None = named
     if asked and asked != SELECT_ORGANIZATION:
-        if not _registered_for_organization(req.client, asked):
-            raise req.error(InvalidRequestError, "The client may not ask for this organization.")
+        if not _registered_for_organization(ctx.client, asked):
+            return ctx.deny(InvalidRequestError, "The client may not ask for this organization.")
         candidates = [asked]
     elif asked is not None:
-        if not any(item.startswith(ORG_SCOPE_PREFIX) for item in req.client.scopes):
-            raise req.error(InvalidRequestError, "The client may not ask for organizations.")
+        if not any(item.startswith(ORG_SCOPE_PREFIX) for item in ctx.client.scopes):
+            return ctx.deny(InvalidRequestError, "The client may not ask for organizations.")
         candidates = None
     fits = [
         organization
-        for organization in fitting_organizations(req.user, candidates)
-        if _registered_for_organization(req.client, organization.slug)
+        for organization in fitting_organizations(ctx.user, candidates)
+        if _registered_for_organization(ctx.client, organization.slug)
     ]
     if not fits:
         if asked is None:
-            return  # only `org:` scopes: the grantable set drops them for a non-member
-        raise req.error(AccessDeniedError, "You are not a member of the organization.")
+            return None  # only `org:` scopes: the grantable set drops them for a non-member
+        return ctx.deny(AccessDeniedError, "You are not a member of the organization.")
     if len(fits) > 1:
-        if "none" in req.prompts:
-            raise req.error(InteractionRequiredError)
-        from ..orgs.views import render_organization_picker
-
-        raise Interrupt(render_organization_picker(req, fits))
-    req.organization = fits[0]
+        if "none" in ctx.prompts:
+            return ctx.deny(InteractionRequiredError)
+        return NeedOrganization(fits)
+    ctx.organization = fits[0]
     kept = [item for item in items if not item.startswith(ORG_SCOPE_PREFIX)]
-    req.requested_scope = " ".join([*kept, ORG_SCOPE_PREFIX + fits[0].slug])
+    ctx.requested_scope = " ".join([*kept, ORG_SCOPE_PREFIX + fits[0].slug])
+    return None
 
 
 def _registered_for_organization(client: Any, slug: str) -> bool:
@@ -317,87 +285,93 @@ def _registered_for_organization(client: Any, slug: str) -> bool:
     return bool(client_scope(client, ORG_SCOPE_PREFIX + slug))
 
 
-def check_scope_limits(req: AuthorizationRequest) -> None:
+def check_scope_limits(ctx: AuthorizationContext) -> Decision | None:
     """RFC 6749 section 3.3: what may be granted, the client's and the person's limits applied.
 
     `grantable_scope` decides it; the consent page offers exactly that set. The server
     may issue fewer scopes than requested and then says which in the token response's
     `scope` (always sent).
     """
-    if req.user is None:
-        return
-    requested = req.requested_scope
+    if ctx.user is None:
+        return None
+    requested = ctx.requested_scope
     if requested is None:
-        requested = req.params.get("scope")
-    req.grantable = req.scope = grantable_scope(req.client, req.user, requested)
+        requested = ctx.params.get("scope")
+    ctx.grantable = ctx.scope = grantable_scope(ctx.client, ctx.user, requested)
+    return None
 
 
-def check_consent(req: AuthorizationRequest) -> None:
+def check_consent(ctx: AuthorizationContext) -> Decision | None:
     """Ask for consent unless the client is first-party or the person allowed it all before."""
-    client = req.client
-    if client.skip_consent and "consent" not in req.prompts:
-        return
-    assert req.user is not None
-    if "consent" not in req.prompts and has_consent(req.user.id, client.client_id, req.grantable):
-        return
-    if "none" in req.prompts:
-        raise req.error(ConsentRequiredError)
-    from .views import render_consent
-
-    raise Interrupt(render_consent(req))
+    client = ctx.client
+    if client.skip_consent and "consent" not in ctx.prompts:
+        return None
+    assert ctx.user is not None
+    if "consent" not in ctx.prompts and has_consent(ctx.user.id, client.client_id, ctx.grantable):
+        return None
+    if "none" in ctx.prompts:
+        return ctx.deny(ConsentRequiredError)
+    return NeedConsent(ctx.grantable, ctx.organization)
 
 
-def apply_consent(req: AuthorizationRequest, chosen: Iterable[str]) -> None:
-    """The consent page's Allow: grant what the person left ticked of what it offered.
+def check_still_signed_in(ctx: AuthorizationContext) -> Decision | None:
+    """The consent page's answer from someone signed out meanwhile (another tab): start over.
 
-    Remembered as their latest answer (oauth/consent.py). An organization whose
-    `org:<slug>` was unticked is not the grant's; allowing nothing at all is a denial.
+    The sign-in `check_authentication` asked for was made; it is not asked for again.
     """
-    assert req.user is not None
-    req.scope = granted_scope(req.grantable, chosen)
-    if req.grantable and not req.scope:
-        raise req.error(AccessDeniedError, "Nothing was allowed.")
-    organization = req.organization
-    if organization is not None and ORG_SCOPE_PREFIX + organization.slug not in req.scope.split():
-        req.organization = None
-    remember_consent(req.user.id, req.client.client_id, req.scope, offered=req.grantable)
+    if ctx.user is not None and ctx.session is not None:
+        return None
+    if "none" in ctx.prompts:
+        return ctx.deny(LoginRequiredError)
+    return NeedSignIn()
 
+
+@dataclass(frozen=True)
+class Step:
+    """A check and the endpoints it applies to."""
+
+    check: Callable[[AuthorizationContext], Decision | None]
+    endpoints: frozenset[Endpoint]
+
+
+BOTH = frozenset(Endpoint)
+AUTHORIZE = frozenset({Endpoint.AUTHORIZE})
+CONSENT_ANSWER = frozenset({Endpoint.CONSENT_ANSWER})
 
 # The whole flow, after Authlib has validated the client, redirect_uri, scope and PKCE.
+# The consent page's answer checks the request again but does not prompt again.
 PIPELINE = (
-    check_no_nul_characters,
-    check_request_object,
-    check_response_mode,
-    check_prompt,
-    check_max_age,
-    check_claims_parameter,
-    check_acr_values,
-    check_resource,
-    check_id_token_hint,
-    check_authentication,
-    check_hinted_person,
-    check_acr,
-    check_organization,
-    check_scope_limits,
-    check_consent,
+    Step(check_no_nul_characters, BOTH),
+    Step(check_request_object, BOTH),
+    Step(check_response_mode, BOTH),
+    Step(check_prompt, BOTH),
+    Step(check_max_age, BOTH),
+    Step(check_claims_parameter, BOTH),
+    Step(check_acr_values, BOTH),
+    Step(check_resource, BOTH),
+    Step(check_id_token_hint, BOTH),
+    Step(check_authentication, AUTHORIZE),
+    Step(check_still_signed_in, CONSENT_ANSWER),
+    Step(check_hinted_person, BOTH),
+    Step(check_acr, BOTH),
+    Step(check_organization, BOTH),
+    Step(check_scope_limits, BOTH),
+    Step(check_consent, AUTHORIZE),
 )
+# Each endpoint's checks, in pipeline order, picked once.
+CHECKS = {
+    endpoint: tuple(step.check for step in PIPELINE if endpoint in step.endpoints)
+    for endpoint in Endpoint
+}
 
-# The consent decision re-validates the request but does not prompt again.
-DECISION_PIPELINE = (
-    check_no_nul_characters,
-    check_request_object,
-    check_response_mode,
-    check_prompt,
-    check_max_age,
-    check_claims_parameter,
-    check_acr_values,
-    check_resource,
-    check_id_token_hint,
-    check_hinted_person,
-    check_acr,
-    check_organization,
-    check_scope_limits,
-)
+
+def run_pipeline(ctx: AuthorizationContext, endpoint: Endpoint) -> Decision | None:
+    """The first decision a step of this endpoint takes; None lets the request through."""
+    for check in CHECKS[endpoint]:
+        decision = check(ctx)
+        if decision is not None:
+            return decision
+    return None
 
 
 def continuation_params(params: MultiDict[str, str]) -> list[tuple[str, str]]:
@@ -405,25 +379,13 @@ def continuation_params(params: MultiDict[str, str]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in params.items(multi=True) if k not in INTERNAL_PARAMS]
 
 
-def _hint_names_someone_else(req: AuthorizationRequest) -> bool:
-    return req.hint is not None and req.user is not None and req.hint.sub != req.user.sub
+def _hint_names_someone_else(ctx: AuthorizationContext) -> bool:
+    return ctx.hint is not None and ctx.user is not None and ctx.hint.sub != ctx.user.sub
 
 
-def _signed_in_since_redirect(req: AuthorizationRequest) -> bool:
+def _signed_in_since_redirect(ctx: AuthorizationContext) -> bool:
     """True when this request came back from a sign-in we asked for, and it happened."""
-    if req.session is None:
+    if ctx.session is None:
         return False
-    own = continuation_params(req.params)
-    return is_fresh(req.params.get(REAUTH_PARAM), own, req.session.auth_time)
-
-
-def _sign_in_url(req: AuthorizationRequest) -> str:
-    params = continuation_params(req.params)
-    params.append((REAUTH_PARAM, mint_marker(params)))
-    continuation = url_for("oauth.authorize") + "?" + urlencode(params)
-    args: dict[str, str] = {"next": continuation}
-    if req.user is not None:
-        args["reauth"] = "1"
-    if hint := req.params.get("login_hint"):
-        args["login_hint"] = hint
-    return url_for("accounts.login", **args)  # type: ignore[arg-type]
+    own = continuation_params(ctx.params)
+    return is_fresh(ctx.params.get(REAUTH_PARAM), own, ctx.session.auth_time)

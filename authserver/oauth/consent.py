@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from authlib.oauth2.rfc6749 import AccessDeniedError
 from sqlalchemy import bindparam, select
 
 from ..accounts.models import User
 from ..audit.services import record, sub_of
 from ..clients.cache import OAuthClient
 from ..extensions import db
+from ..orgs.services import ORG_SCOPE_PREFIX
+from .interaction import AuthorizationContext, Deny
 from .models import Consent
 from .services import client_scope, limit_user_scope
 
@@ -28,7 +31,6 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "Stay connected when you are not using it",
     "roles": "See your roles, here and in the organization you choose",
 }
-ORG_SCOPE_PREFIX = "org:"
 # Granted with any consent: signing in is what the person is here for (Deny refuses it).
 REQUIRED_SCOPES = frozenset({"openid"})
 
@@ -97,3 +99,20 @@ def remember_consent(user_id: int, client_id: str, scope: str, offered: str = ""
         "consent.granted", subject=sub_of(user_id), client_id=client_id, details={"scope": scope}
     )
     db.session.commit()
+
+
+def apply_consent(ctx: AuthorizationContext, chosen: Iterable[str]) -> Deny | None:
+    """The consent page's Allow: grant what the person left ticked of what it offered.
+
+    Remembered as their latest answer (oauth/consent.py). An organization whose
+    `org:<slug>` was unticked is not the grant's; allowing nothing at all is a denial.
+    """
+    assert ctx.user is not None
+    ctx.scope = granted_scope(ctx.grantable, chosen)
+    if ctx.grantable and not ctx.scope:
+        return ctx.deny(AccessDeniedError, "Nothing was allowed.")
+    organization = ctx.organization
+    if organization is not None and ORG_SCOPE_PREFIX + organization.slug not in ctx.scope.split():
+        ctx.organization = None
+    remember_consent(ctx.user.id, ctx.client.client_id, ctx.scope, offered=ctx.grantable)
+    return None

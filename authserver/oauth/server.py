@@ -14,22 +14,22 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app
 from flask import request as flask_request
 
-from ..audit.services import record
 from ..clients.cache import OAuthClient, load_client
 from ..core import capabilities
 from ..extensions import db
 from ..oidc.extension import OpenIDConnect
 from ..security.limits import repeated_parameter
-from .device import DeviceAuthorizationEndpoint, DeviceCodeGrant
+from .endpoints import token as token_endpoint
+from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
-from .grants import client_credentials
 from .grants.authorization_code import AuthorizationCodeGrant
+from .grants.base import TokenGrant
+from .grants.client_credentials import ClientCredentialsGrant
+from .grants.device_code import DeviceCodeGrant
 from .grants.pkce import RequiredS256CodeChallenge
 from .grants.refresh_token import RefreshTokenGrant
 
-# The names of the tokens a token response may carry (RFC 6749 section 5.1, OIDC Core 3.1.3.3).
-TOKEN_KINDS = ("access_token", "refresh_token", "id_token")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 NO_STORE_HEADERS = list(NO_STORE.items())
 
@@ -72,8 +72,13 @@ class IssuerOAuth2Request(FlaskOAuth2Request):
 class AuthorizationServer(FlaskAuthorizationServer):
     """Token responses are sent only after their rows are committed, and never cached."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The token endpoint's grants by `grant_type`: one lookup a request.
+        self.token_grants: dict[str, tuple[TokenGrant, list[Any]]] = {}
+
     def create_oauth2_request(self, request: Any) -> IssuerOAuth2Request:
-        if isinstance(request, IssuerOAuth2Request):  # made by create_token_response
+        if isinstance(request, IssuerOAuth2Request):
             return request
         return IssuerOAuth2Request(flask_request, current_app.config["AUTHSERVER"].issuer)
 
@@ -81,7 +86,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return load_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
-        """Grants add their rows themselves; `create_token_response` commits them."""
+        """Grants add their rows themselves; `grants.base.AuthlibTokenGrant` commits them."""
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No listeners yet; the audit log will subscribe here."""
@@ -93,25 +98,15 @@ class AuthorizationServer(FlaskAuthorizationServer):
             headers = [(k, v) for k, v in headers if k not in NO_STORE] + NO_STORE_HEADERS
         return Response(payload, status=status_code, headers=headers)
 
+    def register_grant(self, grant_cls: Any, extensions: list[Any] | None = None) -> None:
+        """Authlib's registry, and the token endpoint's by `grant_type`."""
+        super().register_grant(grant_cls, extensions)
+        if hasattr(grant_cls, "check_token_endpoint"):
+            self.token_grants[grant_cls.GRANT_TYPE] = (grant_cls, extensions or [])
+
     def create_token_response(self, request: Any = None) -> Response:
-        """RFC 6749 section 5.1: commit, then answer; roll back every error."""
-        refused = self.refuse_repeated_parameters("token")
-        if refused is not None:
-            return refused
-        if flask_request.form.get("grant_type") == client_credentials.GRANT_TYPE:
-            return client_credentials.create_token_response(self)
-        oauth_request = self.create_oauth2_request(request)
-        try:
-            response = super().create_token_response(oauth_request)
-        except Exception:
-            db.session.rollback()
-            raise
-        if response.status_code == 200:
-            record_token_issued(oauth_request, response)
-            db.session.commit()
-        else:
-            db.session.rollback()
-        return response
+        """RFC 6749 section 3.2: `oauth/endpoints/token.py`."""
+        return token_endpoint.create_token_response(self, self.token_grants)
 
     def create_endpoint_response(self, name: str, request: Any = None) -> Response:
         refused = self.refuse_repeated_parameters(name)
@@ -137,25 +132,6 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return self.handle_response(*error())
 
 
-def record_token_issued(oauth_request: Any, response: Response) -> None:
-    """Audit log: which client got tokens by which grant, for whom; never the token values."""
-    body = response.get_json(silent=True) or {}
-    client_id = oauth_request.client.get_client_id() if oauth_request.client else None
-    user = oauth_request.user
-    record(
-        "token.issued",
-        actor=client_id,
-        actor_type="client",
-        subject=getattr(user, "sub", None),
-        client_id=client_id,
-        details={
-            "grant_type": oauth_request.payload.grant_type,
-            "scope": body.get("scope", ""),
-            "issued": sorted(key for key in TOKEN_KINDS if key in body),
-        },
-    )
-
-
 def create_authorization_server(app: Flask) -> AuthorizationServer:
     """Register exactly the grants and endpoints we support."""
     # Authlib logs issued tokens at DEBUG level; secrets are never logged.
@@ -168,6 +144,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     )
     server.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant, [OpenIDConnect()])
+    server.register_grant(ClientCredentialsGrant)
     server.register_grant(DeviceCodeGrant, [OpenIDConnect()])
     for endpoint in AUTHLIB_ENDPOINTS:
         server.register_endpoint(endpoint)

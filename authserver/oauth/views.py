@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..extensions import csrf
+from ..orgs.views import render_organization_picker
 from ..sessions.services import current_session, current_user
 from .authorize import (
-    DECISION_PIPELINE,
     GRANTED_PARAM,
-    PIPELINE,
-    AuthorizationRequest,
-    Interrupt,
-    apply_consent,
-    check_authentication,
     check_no_repeated_parameters,
     continuation_params,
+    run_pipeline,
 )
-from .consent import REQUIRED_SCOPES, describe_scopes
+from .consent import REQUIRED_SCOPES, apply_consent, describe_scopes
 from .errors import error_page, redirect_error
+from .interaction import (
+    AuthorizationContext,
+    Decision,
+    Deny,
+    Endpoint,
+    NeedConsent,
+    NeedOrganization,
+)
+from .reauth import REAUTH_PARAM, mint_marker
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oauth", __name__)
@@ -37,40 +43,33 @@ def authorization_server() -> Any:
 @csrf.exempt
 def authorize() -> BaseResponse | str:
     """RFC 6749 section 3.1 and OpenID Connect Core section 3.1.2.1 (GET and POST)."""
-    return _run(PIPELINE)
+    return _run(Endpoint.AUTHORIZE)
 
 
 @bp.post("/authorize/decision")
 def authorize_decision() -> BaseResponse | str:
     """The consent form's answer: Allow issues a code for the ticked scopes, Deny access_denied."""
-    return _run(DECISION_PIPELINE, decision=request.form.get("decision"))
+    return _run(Endpoint.CONSENT_ANSWER, answer=request.form.get("decision"))
 
 
-def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse | str:
+def _run(endpoint: Endpoint, answer: str | None = None) -> BaseResponse | str:
     server = authorization_server()
     user, session = current_user(), current_session()
     try:
         check_no_repeated_parameters(request.values)
         grant = server.get_consent_grant(end_user=user)
-        req = AuthorizationRequest(request.values, grant, user, session)
-        for step in pipeline:
-            step(req)
-        if decision is not None:
-            if user is None or session is None:
-                # Signed out in another tab: start over from the authorization request.
-                check_authentication(req)
-            if decision != "allow":
+        ctx = AuthorizationContext(
+            request.values, grant.request.client, str(grant.redirect_uri), user, session
+        )
+        decision = run_pipeline(ctx, endpoint)
+        if decision is None and answer is not None:
+            if answer != "allow":
                 return server.create_authorization_response(grant=grant, grant_user=None)
-            apply_consent(req, request.form.getlist(GRANTED_PARAM))
-        grant.request.login_session = session
-        grant.request.resources = req.resources
-        grant.request.claims_request = req.claims
-        # Authlib validates the request again below, resetting `scope` to the client's filter.
-        grant.request.granted_scope = req.scope
-        grant.request.organization_id = req.organization.id if req.organization else None
+            decision = apply_consent(ctx, request.form.getlist(GRANTED_PARAM))
+        if decision is not None:
+            return render_decision(ctx, decision)
+        grant.context = ctx
         return server.create_authorization_response(grant=grant, grant_user=user)
-    except Interrupt as interrupt:
-        return interrupt.response
     except OAuth2Error as error:
         return redirect_error(error)
     except ValueError:
@@ -79,19 +78,45 @@ def _run(pipeline: tuple[Any, ...], decision: str | None = None) -> BaseResponse
         return error_page("invalid_request", "The request is malformed.")
 
 
-def render_consent(req: AuthorizationRequest) -> str:
+def render_decision(ctx: AuthorizationContext, decision: Decision) -> BaseResponse | str:
+    """The interaction a step asks for: a page, a sign-in redirect, or the error response."""
+    if isinstance(decision, Deny):
+        return redirect_error(decision.error)
+    if isinstance(decision, NeedConsent):
+        return render_consent(ctx, decision)
+    if isinstance(decision, NeedOrganization):
+        return render_organization_picker(ctx, decision.choices)
+    # NeedSignIn, NeedStepUp: the sign-in page asks for what the session lacks.
+    return redirect(sign_in_url(ctx))
+
+
+def render_consent(ctx: AuthorizationContext, decision: NeedConsent) -> str:
     """The consent page: exactly the grantable scopes, each to tick, and the request's own
     parameters to re-post."""
-    organization = req.organization
+    organization = decision.organization
     names = {organization.slug: organization.name} if organization is not None else {}
     return render_template(
         "oauth/consent.html",
-        client_name=req.client.client_name,
-        scopes=describe_scopes(req.grantable, names),
+        client_name=ctx.client.client_name,
+        scopes=describe_scopes(decision.scopes, names),
         required=REQUIRED_SCOPES,
-        user=req.user,
-        hidden_fields=continuation_params(req.params),
+        user=ctx.user,
+        hidden_fields=continuation_params(ctx.params),
     )
+
+
+def sign_in_url(ctx: AuthorizationContext) -> str:
+    """The sign-in page, coming back to this request with a marker (oauth/reauth.py) that
+    says the sign-in it asked for has happened."""
+    params = continuation_params(ctx.params)
+    params.append((REAUTH_PARAM, mint_marker(params)))
+    continuation = url_for("oauth.authorize") + "?" + urlencode(params)
+    args: dict[str, str] = {"next": continuation}
+    if ctx.user is not None:
+        args["reauth"] = "1"
+    if hint := ctx.params.get("login_hint"):
+        args["login_hint"] = hint
+    return url_for("accounts.login", **args)  # type: ignore[arg-type]
 
 
 @bp.post("/oauth2/token")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from . import discovery
+from .userinfo import bp
+
 
 def init_app(app: Flask) -> None:
     """Register the UserInfo and discovery endpoints."""
-    from . import discovery
-    from .userinfo import bp
-
     app.register_blueprint(bp)
     discovery.init_app(app)

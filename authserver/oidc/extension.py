@@ -12,7 +12,7 @@ from .id_token import create_id_token
 
 
 class OpenIDConnect:
-    """An Authlib grant extension for the authorization code and refresh token grants."""
+    """An Authlib grant extension for the code, refresh and device grants (their `family`)."""
 
     def __call__(self, grant: Any) -> None:
         grant.register_hook("after_create_token_response", self.add_id_token)
@@ -23,7 +23,7 @@ class OpenIDConnect:
         if "openid" not in scope.split():
             return
         request = grant.request
-        family = request.grant
+        family = grant.family
         code = request.authorization_code if grant.GRANT_TYPE == "authorization_code" else None
         token["id_token"] = create_id_token(
             client=request.client,

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from authserver.extensions import db, utcnow
-from authserver.oauth.device import DeviceAuthorizationEndpoint
+from authserver.oauth.endpoints.device_authorization import DeviceAuthorizationEndpoint
 from authserver.oauth.models import DeviceCode, Grant
 from authserver.sessions.models import LoginSession
 from tests.factories import make_client, make_user

@@ -9,9 +9,10 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEnd
 from flask import current_app
 
 from ...accounts.models import User
+from ...clients.cache import OAuthClient
 from ...extensions import db
 from ..models import Grant
-from .tokens import PresentedToken, find_token
+from .presented import PresentedToken, find_token
 
 
 class IntrospectionEndpoint(BaseIntrospectionEndpoint):
@@ -28,7 +29,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         return find_token(token_string, token_type_hint)
 
-    def check_permission(self, token: PresentedToken, client: Any, request: Any) -> bool:
+    def check_permission(self, token: PresentedToken, client: OAuthClient, request: Any) -> bool:
         """Section 4: only the client the token was issued to, or a resource server.
 
         A resource server (a client registered with `is_resource_server`) learns about the
@@ -37,7 +38,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
         """
         if token.check_client(client):
             return True
-        return token.access is not None and bool(getattr(client, "is_resource_server", False))
+        return token.access is not None and client.is_resource_server
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
         if token is None or not token.is_active():

@@ -12,7 +12,7 @@ from ...audit.services import record, sub_of_grant
 from ...extensions import db
 from ..models import RevokedAccessToken
 from ..services import revoke_grant
-from .tokens import PresentedToken, find_token
+from .presented import PresentedToken, find_token
 
 
 class RevocationEndpoint(BaseRevocationEndpoint):

@@ -13,9 +13,11 @@ from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...extensions import db, utcnow
-from ..models import AuthorizationCode
+from ..interaction import AuthorizationContext
+from ..models import AuthorizationCode, Grant
 from ..services import revoke_replayed_grant, start_token_family
 from ..tokens import hash_secret_value, new_secret_value
+from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
 # The code and its person (with roles, for the `roles` claim) in one query, built once.
@@ -34,39 +36,49 @@ CONSUME = (
 )
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     """Codes live `authorization_code_ttl` seconds (60 by default) and are redeemed once."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    # The authorization request as the steps left it; set by the view (oauth/views.py).
+    context: AuthorizationContext | None = None
+    # Token request: the code's person, and the token family (Grant row) it starts.
+    code_user: User
+    family: Grant
 
     def generate_authorization_code(self) -> str:
         return new_secret_value()
 
     def save_authorization_code(self, code: str, request: Any) -> None:
-        """Store the code's hash with everything the token request and id_token need."""
+        """Store the code's hash with everything the token request and id_token need.
+
+        What is stored comes from the authorization steps' context (oauth/authorize.py),
+        set by the view before Authlib issues the code.
+        """
         config = current_app.config["AUTHSERVER"]
-        data = request.payload.data
-        session = request.login_session
+        ctx = self.context
+        assert ctx is not None and ctx.user is not None and ctx.session is not None
+        params, session = ctx.params, ctx.session
         now = utcnow()
         db.session.add(
             AuthorizationCode(
                 code_hash=hash_secret_value(code),
-                client_id=request.client.client_id,
-                user_id=request.user.id,
+                client_id=ctx.client.client_id,
+                user_id=ctx.user.id,
                 session_id=session.id,
                 # Stored as sent: RFC 6749 section 4.1.3 wants it repeated only if it was sent.
-                redirect_uri=data.get("redirect_uri") or "",
-                # What the pipeline granted (client and person limits), else Authlib's filter.
-                scope=getattr(request, "granted_scope", request.scope) or "",
-                nonce=data.get("nonce") or None,
-                code_challenge=data["code_challenge"],
-                code_challenge_method=data["code_challenge_method"],
-                resource=request.resources or None,
-                claims=request.claims_request,
+                redirect_uri=params.get("redirect_uri") or "",
+                # What the steps granted (the client's and the person's limits, the consent).
+                scope=ctx.scope,
+                nonce=params.get("nonce") or None,
+                code_challenge=params["code_challenge"],
+                code_challenge_method=params["code_challenge_method"],
+                resource=ctx.resources or None,
+                claims=ctx.claims,
                 auth_time=session.auth_time,
                 acr=session.acr,
                 amr=list(session.amr or []),
-                organization_id=getattr(request, "organization_id", None),
+                organization_id=ctx.organization.id if ctx.organization is not None else None,
                 expires_at=now + timedelta(seconds=config.authorization_code_ttl),
             )
         )
@@ -88,7 +100,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         if found is None or found[0].client_id != client.get_client_id():
             return None
-        row, self.request.code_user = found
+        row, self.code_user = found
         now = utcnow()
         if row.used_at is not None:
             self._revoke_replayed(row)
@@ -113,7 +125,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to delete: the code was consumed atomically and is kept to detect replays."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        user: User = self.request.code_user
+        user = self.code_user
         return user if user.is_active else None
 
     def generate_token(
@@ -128,5 +140,5 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         code: AuthorizationCode = self.request.authorization_code
         grant, token = start_token_family(code, self.request.client, user)
         code.grant_id = grant.id
-        self.request.grant = grant
+        self.family = grant
         return token

@@ -14,6 +14,7 @@ from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
 from ..services import issue_user_tokens, revoke_replayed_grant
 from ..tokens import hash_secret_value
+from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
 # The presented token, its grant and its person (with roles, for the `roles` claim) in
@@ -38,11 +39,14 @@ CONSUME = (
 )
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(AuthlibTokenGrant, grants.RefreshTokenGrant):
     """Every refresh returns a new refresh token; presenting a rotated one revokes the family."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
+    # The presented token's family (Grant row) and its person, found with it.
+    family: Grant
+    family_user: User
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         """A live refresh token; a rotated one is reuse and revokes its whole grant."""
@@ -63,8 +67,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.expires_at <= utcnow() or grant.revoked_at is not None:
             return None
-        self.request.grant = grant
-        self.request.grant_user = user
+        self.family = grant
+        self.family_user = user
         return row
 
     def _reuse_detected(self, row: RefreshToken) -> None:
@@ -74,7 +78,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         revoke_replayed_grant("refresh_token.reuse_detected", row.grant_id, row.client_id)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
-        user: User = self.request.grant_user
+        user = self.family_user
         return user if user.is_active else None
 
     def generate_token(
@@ -87,10 +91,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     ) -> dict[str, Any]:
         """New tokens under the same grant; the scope may only narrow (RFC 6749 section 6)."""
         return issue_user_tokens(
-            grant=self.request.grant,
+            grant=self.family,
             client=self.request.client,
             user=user,
-            scope=scope or self.request.grant.scope,
+            scope=scope or self.family.scope,
             include_refresh_token=True,
         )
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from authserver.oauth.device import (
-    USER_CODE_ALPHABET,
-    DeviceAuthorizationEndpoint,
-    format_user_code,
-    normalize_user_code,
-)
+from authserver.oauth.device import USER_CODE_ALPHABET, format_user_code, normalize_user_code
+from authserver.oauth.endpoints.device_authorization import DeviceAuthorizationEndpoint
 
 
 @pytest.mark.parametrize(
