@@ -26,6 +26,7 @@ from authlib.oidc.core.errors import (
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.totp import is_enabled as has_second_factor
+from ..core import capabilities
 from ..oidc.acr import UnmeetableAcr, UnmetAuthenticationRequirementsError, required_acr, satisfies
 from ..oidc.claims import parse_claims_request
 from ..oidc.id_token_hint import InvalidIdTokenHint, verify_id_token_hint
@@ -45,36 +46,11 @@ from .interaction import (
 from .reauth import REAUTH_PARAM, is_fresh
 from .services import check_resources, client_scope
 
-# RFC 6749 section 3.1: parameters sent more than once are refused. `resource` may repeat
-# (RFC 8707 section 2).
-SINGLE_VALUED = (
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "prompt",
-    "max_age",
-    "code_challenge",
-    "code_challenge_method",
-    "login_hint",
-    "claims",
-    "id_token_hint",
-    "response_mode",
-    "request",
-    "request_uri",
-    "acr_values",
-    "ui_locales",
-    "claims_locales",
-    "display",
-    "organization",
-)
-# Section 3.1.2.1; discovery advertises exactly these (`prompt_values_supported`).
-PROMPT_VALUES = ("none", "login", "consent", "select_account")
+# RFC 6749 section 3.1: the parameters that must not repeat (`resource` may, RFC 8707).
+SINGLE_VALUED = capabilities.endpoint("oauth.authorize").single_valued
 # Prompts that show the sign-in page again. A browser holds one session here, so selecting
 # an account (`select_account`) is signing in as the account wanted.
-SIGN_IN_PROMPTS = {"login", "select_account"}
+SIGN_IN_PROMPTS = {capabilities.PROMPT_LOGIN, capabilities.PROMPT_SELECT_ACCOUNT}
 # The consent form's checkboxes: the scopes the person allows.
 GRANTED_PARAM = "granted"
 INTERNAL_PARAMS = {REAUTH_PARAM, "csrf_token", "decision", GRANTED_PARAM}
@@ -108,7 +84,7 @@ def check_request_object(ctx: AuthorizationContext) -> Decision | None:
 def check_response_mode(ctx: AuthorizationContext) -> Decision | None:
     """OAuth 2.0 Multiple Response Types: only `query` for the code flow."""
     mode = ctx.params.get("response_mode")
-    if mode and mode != "query":
+    if mode and mode not in capabilities.RESPONSE_MODES:
         return ctx.deny(InvalidRequestError, "Only response_mode=query is supported.")
     return None
 
@@ -116,7 +92,7 @@ def check_response_mode(ctx: AuthorizationContext) -> Decision | None:
 def check_prompt(ctx: AuthorizationContext) -> Decision | None:
     """OpenID Connect Core section 3.1.2.1: `none` must stand alone."""
     prompts = set(ctx.params.get("prompt", "").split())
-    if not prompts <= set(PROMPT_VALUES):
+    if not prompts <= set(capabilities.PROMPT_VALUES):
         return ctx.deny(InvalidRequestError, "Unsupported 'prompt' value.")
     if "none" in prompts and len(prompts) > 1:
         return ctx.deny(InvalidRequestError, "prompt=none cannot be combined with other values.")

@@ -27,8 +27,6 @@ from .services import limit_user_scope
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 USER_CODE_RE = re.compile(f"[{USER_CODE_ALPHABET}]{{{USER_CODE_LENGTH}}}")
-# Section 3.4 and RFC 6749 section 2.1: public devices too.
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 def normalize_user_code(value: str | None) -> str | None:

@@ -138,7 +138,7 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     logging.getLogger("authlib").setLevel(logging.INFO)
     server = AuthorizationServer()
     server.init_app(app)
-    check_client_auth_methods()
+    check_grant_types()
     server.register_client_auth_method(
         capabilities.CLIENT_SECRET_BASIC, tolerant_client_secret_basic
     )
@@ -152,37 +152,21 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     return server
 
 
-# Authlib serves these (client_credentials is served by grants/client_credentials.py).
-AUTHLIB_GRANTS = (AuthorizationCodeGrant, RefreshTokenGrant, DeviceCodeGrant)
+# The token endpoint's grants, one module each in grants/ (RFC 6749 section 4).
+GRANTS = (AuthorizationCodeGrant, RefreshTokenGrant, ClientCredentialsGrant, DeviceCodeGrant)
 AUTHLIB_ENDPOINTS = (RevocationEndpoint, IntrospectionEndpoint, DeviceAuthorizationEndpoint)
 
 
-def check_client_auth_methods() -> None:
-    """RFC 6749 section 2.3: each grant and endpoint accepts exactly the registry's methods.
+def check_grant_types() -> None:
+    """The registered grants are exactly the registry's grant types (and so discovery's).
 
-    Authlib reads the methods from class attributes; a class that disagrees with
-    core/capabilities.py (and so with discovery) stops the app from starting.
+    Each grant and endpoint reads its client authentication methods from
+    core/capabilities.py; a grant type served but not listed, or listed but not served,
+    stops the app from starting.
     """
-    accepted = {
-        grant.GRANT_TYPE: tuple(grant.TOKEN_ENDPOINT_AUTH_METHODS) for grant in AUTHLIB_GRANTS
-    }
-    accepted[client_credentials.GRANT_TYPE] = tuple(client_credentials.TOKEN_ENDPOINT_AUTH_METHODS)
-    wrong = [
-        grant_type
-        for grant_type, methods in accepted.items()
-        if set(methods) != set(capabilities.auth_methods_for_grant(grant_type))
-    ]
-    if set(accepted) != set(capabilities.GRANT_TYPES):
-        wrong.append("token endpoint grant types")
-    token_methods = {method for methods in accepted.values() for method in methods}
-    if token_methods != set(capabilities.auth_methods("oauth.token")):
-        wrong.append("token endpoint")
-    for endpoint in AUTHLIB_ENDPOINTS:
-        registered = capabilities.ENDPOINTS_BY_AUTHLIB_NAME[endpoint.ENDPOINT_NAME]
-        if set(endpoint.CLIENT_AUTH_METHODS) != set(registered.auth_methods):
-            wrong.append(endpoint.ENDPOINT_NAME)
-    if wrong:
+    served = {grant.GRANT_TYPE for grant in GRANTS}
+    if served != set(capabilities.GRANT_TYPES):
         raise RuntimeError(
-            "client authentication differs from authserver/core/capabilities.py: "
-            + ", ".join(wrong)
+            "grant types differ from authserver/core/capabilities.py: "
+            + ", ".join(sorted(served ^ set(capabilities.GRANT_TYPES)))
         )

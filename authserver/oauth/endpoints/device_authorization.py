@@ -14,8 +14,9 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ...clients.cache import OAuthClient
+from ...core import capabilities
 from ...extensions import db, utcnow
-from ..device import AUTH_METHODS, normalize_user_code
+from ..device import normalize_user_code
 from ..models import DeviceCode
 from ..services import check_resources
 from ..tokens import hash_secret_value, new_secret_value
@@ -27,7 +28,7 @@ USER_CODE_ATTEMPTS = 5
 class DeviceAuthorizationEndpoint(BaseDeviceAuthorizationEndpoint):
     """Section 3.1 and 3.2: issue a device code and a user code to an authenticated client."""
 
-    CLIENT_AUTH_METHODS = AUTH_METHODS
+    CLIENT_AUTH_METHODS = list(capabilities.auth_methods("device.device_authorization"))
 
     def authenticate_client(self, request: Any) -> OAuthClient:
         """Section 3.1: authentication as registered; the client must have this grant type."""

@@ -10,6 +10,7 @@ from flask import current_app
 
 from ...accounts.models import User
 from ...clients.cache import OAuthClient
+from ...core import capabilities
 from ...extensions import db
 from ..models import Grant
 from .presented import PresentedToken, find_token
@@ -19,7 +20,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
     """Confidential clients introspect their own tokens, resource servers any access token;
     anything else, and anything not live, answers `{"active": false}`."""
 
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    CLIENT_AUTH_METHODS = list(capabilities.auth_methods("oauth.introspect"))
 
     def check_params(self, request: Any, client: Any) -> None:
         """Section 2.1: `token` is required; the hint only orders the search."""

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 
 from ...audit.services import record, sub_of_grant
+from ...core import capabilities
 from ...extensions import db
 from ..models import RevokedAccessToken
 from ..services import revoke_grant
@@ -18,7 +19,7 @@ from .presented import PresentedToken, find_token
 class RevocationEndpoint(BaseRevocationEndpoint):
     """Refresh tokens revoke their whole grant (section 2.1); access tokens are recorded by jti."""
 
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    CLIENT_AUTH_METHODS = list(capabilities.auth_methods("oauth.revoke"))
 
     def check_params(self, request: Any, client: Any) -> None:
         """Section 2.1: `token` is required; an unknown hint is ignored, not an error."""

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
+from ...core import capabilities
 from ...extensions import db, utcnow
 from ..interaction import AuthorizationContext
 from ..models import AuthorizationCode, Grant
@@ -39,7 +40,9 @@ CONSUME = (
 class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     """Codes live `authorization_code_ttl` seconds (60 by default) and are redeemed once."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(
+        capabilities.auth_methods_for_grant(capabilities.AUTHORIZATION_CODE)
+    )
     # The authorization request as the steps left it; set by the view (oauth/views.py).
     context: AuthorizationContext | None = None
     # Token request: the code's person, and the token family (Grant row) it starts.

@@ -21,6 +21,7 @@ from flask import request as flask_request
 
 from ...audit.tally import record_frequent
 from ...clients.cache import OAuthClient
+from ...core import capabilities
 from ..services import audience_for, check_resources
 from ..tokens import issue_access_token
 
@@ -28,12 +29,11 @@ from ..tokens import issue_access_token
 class ClientCredentialsGrant:
     """RFC 6749 section 4.4.2 and 4.4.3: scope, resources, sign; section 5.2 errors."""
 
-    GRANT_TYPE: ClassVar[str] = "client_credentials"
+    GRANT_TYPE: ClassVar[str] = capabilities.CLIENT_CREDENTIALS
     # Confidential clients only; "none" is not among them (RFC 6749 section 4.4).
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
-        "client_secret_basic",
-        "client_secret_post",
-    ]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(
+        capabilities.auth_methods_for_grant(capabilities.CLIENT_CREDENTIALS)
+    )
 
     @classmethod
     def check_token_endpoint(cls, request: Any) -> bool:

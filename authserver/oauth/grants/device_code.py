@@ -12,8 +12,8 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant as BaseDeviceCodeGrant
 from sqlalchemy import select, true, update
 
 from ...accounts.models import User
+from ...core import capabilities
 from ...extensions import db, utcnow
-from ..device import AUTH_METHODS
 from ..models import DeviceCode, Grant
 from ..services import start_token_family
 from ..tokens import hash_secret_value
@@ -26,7 +26,9 @@ SLOW_DOWN_STEP = 5
 class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
     """Section 3.4 and 3.5: the device polls until the person decides, then redeems once."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(
+        capabilities.auth_methods_for_grant(capabilities.DEVICE_CODE)
+    )
     # The presented device code, and the token family (Grant row) its approval starts.
     credential: DeviceCode
     family: Grant

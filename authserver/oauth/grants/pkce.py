@@ -19,7 +19,7 @@ class RequiredS256CodeChallenge(CodeChallenge):
     """Authlib's CodeChallenge defaults to `plain` and binds only public clients; we refuse both."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD = list(capabilities.CODE_CHALLENGE_METHODS)
     CODE_CHALLENGE_METHODS = {"S256": compare_s256}
 
     def __init__(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
+from ...core import capabilities
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
 from ..services import issue_user_tokens, revoke_replayed_grant
@@ -42,7 +43,9 @@ CONSUME = (
 class RefreshTokenGrant(AuthlibTokenGrant, grants.RefreshTokenGrant):
     """Every refresh returns a new refresh token; presenting a rotated one revokes the family."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(
+        capabilities.auth_methods_for_grant(capabilities.REFRESH_TOKEN)
+    )
     INCLUDE_NEW_REFRESH_TOKEN = True
     # The presented token's family (Grant row) and its person, found with it.
     family: Grant
