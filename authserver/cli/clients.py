@@ -9,7 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from ..clients.services import client_metadata, list_clients
-from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -40,7 +40,7 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
     "--web-origin", "web_origins", multiple=True, help="Browser origin for CORS; repeatable."
 )
 @click.option("--skip-consent", is_flag=True, help="First-party client: no consent page.")
-@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default=None)
+@click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS), default=None)
 @click.option(
     "--role",
     "roles",

@@ -37,7 +37,7 @@ def list_keys_command() -> None:
 @keys_cli.command("rotate")
 @click.option(
     "--alg",
-    type=click.Choice(["RS256", "ES256"]),
+    type=click.Choice(SIGNING_ALGS),
     default=None,
     help="Rotate only this algorithm's key (default: every algorithm).",
 )

@@ -18,10 +18,11 @@ from flask import current_app
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
+from ..core import capabilities
 from ..keys import current_keyring
 
 # Algorithms our ID Tokens are signed with (oidc.id_token and the client registry).
-ID_TOKEN_ALGS = ("RS256", "ES256")
+ID_TOKEN_ALGS = capabilities.ID_TOKEN_SIGNING_ALGS
 # RFC 7519 section 5.1: what oidc.id_token writes; media types compare case-insensitively.
 ID_TOKEN_TYPES = ("jwt", "application/jwt")
 MAX_ID_TOKEN_LENGTH = 16 * 1024

@@ -8,6 +8,8 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
 
+from ...core import capabilities
+
 
 def compare_s256(code_verifier: str, code_challenge: str) -> bool:
     """RFC 7636 section 4.6: BASE64URL(SHA256(verifier)) == challenge, in constant time."""
