@@ -8,6 +8,8 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from ..core.capabilities import SIGNING_ALGS
+
 keys_cli = AppGroup("keys", help="Manage signing keys.")
 
 

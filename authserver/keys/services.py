@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..config import Config
+from ..core import capabilities
 from ..extensions import db, utcnow
 from .crypto import KeyCipher
 from .models import SigningKey
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 Key = RSAKey | ECKey
 # RFC 7518 section 3.1: the algorithms we sign with, and how to make a key for each.
-SUPPORTED_ALGS = ("RS256", "ES256")
+SUPPORTED_ALGS = capabilities.SIGNING_ALGS
 # RFC 7517 section 4: members of a private JWK that must never be published.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # Unknown `kid`s reload the table at most this often (seconds), so forged kids cannot
