@@ -12,6 +12,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from ..accounts.models import User
 from ..extensions import db
 
 EXAMPLE_REDIRECT_URI = "http://127.0.0.1:8080/callback"
@@ -30,7 +31,6 @@ def command_prefix() -> str:
 
 def first_run_hint() -> str | None:
     """The instructions when nobody can sign in yet, else None (needs an app context)."""
-    from ..accounts.models import User
 
     prefix = command_prefix()
     try:

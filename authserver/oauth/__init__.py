@@ -7,8 +7,11 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Create this app's authorization server and register the endpoints."""
+    from . import connected_apps, services
     from .server import create_authorization_server
     from .views import bp
 
     app.extensions["authserver.oauth"] = create_authorization_server(app)
     app.register_blueprint(bp)
+    services.connect_signals(app)
+    connected_apps.register(app)

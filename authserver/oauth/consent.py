@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import bindparam, select
 
 from ..accounts.models import User
-from ..audit.services import record, sub_of
+from ..accounts.services import sub_of
+from ..audit import record
 from ..clients.cache import OAuthClient
 from ..extensions import db
 from .models import Consent

@@ -8,10 +8,10 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 
-from ...audit.services import record, sub_of_grant
+from ...audit import record
 from ...extensions import db
 from ..models import RevokedAccessToken
-from ..services import revoke_grant
+from ..services import revoke_grant, sub_of_grant
 from .tokens import PresentedToken, find_token
 
 
