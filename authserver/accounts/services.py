@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
 
@@ -189,3 +189,8 @@ def greeting_name(user: User) -> str:
 def list_users() -> list[User]:
     """Every person, active or not, by e-mail address."""
     return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def count_users() -> int:
+    """How many people have an account, active or not."""
+    return int(db.session.scalar(select(func.count()).select_from(User)) or 0)
