@@ -9,7 +9,9 @@ whose row count is checked can: the database serializes the two writes, and the 
 finds the row used.
 
 `use_once` runs it in the caller's transaction (no commit); the caller decides what a
-lost race means (a rollback, a replay to revoke).
+lost race means (a rollback, a replay to revoke). The statement is plain SQL on the
+table (no ORM bookkeeping, nothing flushed first), so a hot path (the token endpoint)
+can build it once with `use_once_statement` and run it with `run_once`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, update
 
 from ..extensions import db, utcnow
 
@@ -34,16 +36,18 @@ def use_once_statement(
 ) -> Update:
     """The UPDATE marking one row used, with bind parameters `once_row_id` and `once_now`.
 
-    Build it once and keep it for a hot path (a prepared statement); `when` adds
-    conditions (e.g. a status). Without `expires_column` the row never expires.
+    `model` is a mapped class or its Table. Build it once and keep it for a hot path;
+    `when` adds conditions (e.g. not revoked). Without `expires_column` the row never
+    expires.
     """
-    used = getattr(model, used_column)
-    statement = update(model).where(model.id == bindparam(ROW_ID), used.is_(None), *when)
-    if expires_column is not None:
-        statement = statement.where(getattr(model, expires_column) > bindparam(NOW))
-    return statement.values({used_column: bindparam(NOW)}).execution_options(
-        synchronize_session=False
+    table: Table = getattr(model, "__table__", model)
+    columns = table.c
+    statement = update(table).where(
+        columns.id == bindparam(ROW_ID), columns[used_column].is_(None), *when
     )
+    if expires_column is not None:
+        statement = statement.where(columns[expires_column] > bindparam(NOW))
+    return statement.values({used_column: bindparam(NOW)})
 
 
 def use_once(
@@ -66,6 +70,10 @@ def use_once(
 
 
 def run_once(statement: Update, row_id: Any, *, now: datetime | None = None) -> bool:
-    """Execute a `use_once_statement` for one row; True when it changed exactly that row."""
-    result = db.session.execute(statement, {ROW_ID: row_id, NOW: now or utcnow()})
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    """Execute a `use_once_statement` for one row; True when it changed exactly that row.
+
+    On the session's connection, in its transaction; pending ORM changes are not flushed
+    first, and loaded objects keep their old `used_at` until refreshed.
+    """
+    result = db.session.connection().execute(statement, {ROW_ID: row_id, NOW: now or utcnow()})
+    return bool(result.rowcount == 1)
