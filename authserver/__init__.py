@@ -51,7 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
         n = config.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import audit, branding, health, keys, mail, oauth, oidc, orgs, security, sessions  # noqa: F401
+    from . import audit, branding, health, keys, mail, oauth, oidc, orgs, roles, security, sessions  # noqa: F401
     from .accounts import settings_views, two_step_views
     from .accounts import views as account_views
     from .admin import api as admin_api
@@ -75,6 +75,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     csrf.init_app(app)
     security.init_app(app, is_registered_origin=is_registered_origin)
     audit.init_app(app)
+    roles.init_app(app)
     mail.init_app(app)
     sessions.init_app(app)
     keys.init_app(app)

@@ -17,20 +17,19 @@ password checks of a signed-in person (accounts/proof.py).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, func, or_, select
 
-from ..audit import record_and_commit
-from ..audit.services import typed_address
+from ..audit import AuditEvent, record_and_commit
+from ..core.secrets import hash_secret
 from ..extensions import db, precise_utcnow, utcnow
 from ..mail import send_mail
+from ..mail.links import absolute_url
 from .models import AuthFailure, User
-from .registration import absolute_url, greeting_name
-from .services import find_by_email, normalize_email
+from .services import find_by_email, greeting_name, normalize_email, typed_address
 
 FACTOR = "password"
 # Failures allowed at full speed before the delays start.
@@ -56,7 +55,7 @@ def delay_after(failures: int) -> int:
 
 def account_key(email: str) -> str:
     """The key failures are counted under: SHA-256 hex of the normalized address."""
-    return hashlib.sha256(normalize_email(email or "").encode("utf-8", "replace")).hexdigest()
+    return hash_secret(normalize_email(email or ""))
 
 
 def refusal(email: str) -> str | None:
@@ -151,4 +150,33 @@ def _lock_started(email: str, user: User | None) -> None:
         actor_type="user",
         subject=user.sub if user is not None else None,
         details={"email": address, "minutes": config.lockout_duration // 60},
+    )
+
+
+def record_signin_failure(email: str) -> AuditEvent:
+    """Audit a rejected e-mail and password, with the reason; commits.
+
+    The log is for admins only, so it may name the attempted address and why the
+    attempt failed, which the sign-in page itself never tells. What was typed is kept
+    only when it is a well-formed address (`typed_address`): anything else could carry
+    line breaks or terminal escapes into whoever reads the log.
+    """
+    address = typed_address(email)
+    if address is None:
+        return record_and_commit(
+            "signin.failure", actor=None, actor_type="user", details={"reason": "malformed_email"}
+        )
+    user = find_by_email(address)  # the same one query for known and unknown addresses
+    if user is None:
+        reason = "unknown_account"
+    elif not user.is_active:
+        reason = "account_disabled"
+    else:
+        reason = "wrong_password" if user.password_hash else "no_password"
+    return record_and_commit(
+        "signin.failure",
+        actor=None,
+        actor_type="user",
+        subject=user.sub if user is not None else None,
+        details={"reason": reason, "email": address},
     )

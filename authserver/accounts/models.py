@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.secrets import new_token
 from ..extensions import UTCDateTime, db, precise_utcnow, utcnow
 
 BUILTIN_ROLES = ("admin", "developer", "viewer")
@@ -22,7 +22,7 @@ user_roles = Table(
 
 def new_subject() -> str:
     """OpenID Connect `sub`: stable, never reassigned, and not the e-mail or row id."""
-    return secrets.token_urlsafe(16)
+    return new_token(16)
 
 
 class Role(db.Model):  # type: ignore[name-defined]

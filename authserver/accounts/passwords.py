@@ -7,11 +7,11 @@ with parallelism 1. One `PasswordHasher` per app is built on first use and kept 
 
 from __future__ import annotations
 
-import secrets
-
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+
+from ..core.secrets import new_token
 
 _EXTENSION_KEY = "authserver.passwords"
 
@@ -24,7 +24,7 @@ class _Hashers:
             time_cost=time_cost, memory_cost=memory_cost, parallelism=1, type=Type.ID
         )
         # Verified against when the e-mail is unknown, so a miss costs the same as a hit.
-        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(32))
+        self.dummy_hash = self.hasher.hash(new_token())
 
 
 def _hashers() -> _Hashers:

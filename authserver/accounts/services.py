@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
 
@@ -160,3 +161,36 @@ def get_user_by_sub(sub: str) -> User | None:
     if not isinstance(sub, str) or not sub or len(sub) > 64:
         return None
     return db.session.scalar(select(User).where(User.sub == sub))
+
+
+def typed_address(email: Any) -> str | None:
+    """A typed e-mail address fit for the audit log: normalized and well formed, else None."""
+    if not isinstance(email, str):
+        return None
+    address = normalize_email(email)
+    return address if is_valid_email(address) else None
+
+
+def sub_of(user_id: int | None) -> str | None:
+    """The `sub` of the person with this database id, for an audit event's subject."""
+    user = db.session.get(User, user_id) if user_id is not None else None
+    return user.sub if user is not None else None
+
+
+def greeting_name(user: User) -> str:
+    """The display name for a mail's greeting, only once the address is proven the person's.
+
+    The name is text the account holder chose; until the address is verified, the holder
+    may be anyone who typed it, and the name would carry their words to its inbox.
+    """
+    return user.name if user.email_verified else ""
+
+
+def list_users() -> list[User]:
+    """Every person, active or not, by e-mail address."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def count_users() -> int:
+    """How many people have an account, active or not."""
+    return int(db.session.scalar(select(func.count()).select_from(User)) or 0)

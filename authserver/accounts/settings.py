@@ -7,29 +7,19 @@ from someone else's page finds nothing (OWASP: insecure direct object references
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, update
 
-from ..audit import record
-from ..clients.models import Client
+from ..audit import Actor, record
 from ..extensions import db, utcnow
-from ..mail import send_mail
-from ..oauth.consent import SCOPE_DESCRIPTIONS, describe_scopes
-from ..oauth.models import Consent, Grant
-from ..oauth.services import revoke_grant
 from ..sessions.models import LoginSession
-from .models import AccountToken, User
-from .passwords import hash_password
+from . import links
+from .email_change import request_email_change
+from .lifecycle import set_password
+from .models import User
 from .proof import ProofError, check_fresh_proof
-from .registration import (
-    absolute_url,
-    cancel_account_links,
-    end_all_sessions_and_tokens,
-    greeting_name,
-    request_email_change,
-)
 from .services import AccountError, check_password_policy, is_valid_email, normalize_email
 
 MAX_NAME_LENGTH = 200
@@ -67,16 +57,6 @@ class PasswordChangeError(AccountError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-@dataclass
-class ConnectedApp:
-    """A client the person allowed, or that holds live tokens for them."""
-
-    client_id: str
-    name: str
-    first_allowed: datetime
-    scopes: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -119,19 +99,7 @@ def request_new_email(user: User, new_email: str, credential: str) -> str:
 
 def pending_email(user: User) -> str | None:
     """The new address waiting for its verification link to be opened, if any."""
-    return db.session.scalar(
-        select(AccountToken.email)
-        .where(
-            AccountToken.user_id == user.id,
-            AccountToken.purpose == "verify_email",
-            AccountToken.used_at.is_(None),
-            AccountToken.expires_at > utcnow(),
-            AccountToken.email.is_not(None),
-            AccountToken.email != user.email,
-        )
-        .order_by(AccountToken.created_at.desc())
-        .limit(1)
-    )
+    return links.pending_email(user)
 
 
 def change_password(
@@ -144,13 +112,13 @@ def change_password(
     OWASP Session Management Cheat Sheet: a password change invalidates the other
     sessions; the person's refresh tokens and grants are revoked too, so a thief
     holding an old token loses it with the old password. Pending e-mail change and
-    reset links are voided (registration.cancel_account_links), and the address is told.
+    reset links are voided, and the address is told (all in lifecycle.set_password).
 
     Two-step factors stay, even on an account whose address was never verified: the
     person changing the password is signed in and has just proven it, and removing
     their factor would leave a real owner who has not yet opened the verification mail
     weaker. A squatter's factors go when the address's owner proves the mailbox by a
-    password reset (registration.reset_password).
+    password reset (password_reset.reset_password).
     """
     try:
         check_fresh_proof(user, credential)
@@ -163,18 +131,12 @@ def change_password(
         raise PasswordChangeError("new_password", _sentence(str(error))) from None
     if new_password != confirmation:
         raise PasswordChangeError("confirm_password", "The two new passwords do not match.")
-    user.password_hash = hash_password(new_password)
-    user.password_changed_at = utcnow()
-    end_all_sessions_and_tokens(user, keep_session_id=keep_session_id)
-    cancel_account_links(user, address_was_verified=user.email_verified)
-    record("password.changed", actor=user.sub, actor_type="user", subject=user.sub)
-    send_mail(
-        "password_changed",
-        user.email,
-        account=user.sub,
-        name=greeting_name(user),
-        email=user.email,
-        link=absolute_url("accounts.forgot_password"),
+    set_password(
+        user,
+        new_password,
+        reason="changed",
+        actor=Actor("user", user.sub),
+        keep_session_id=keep_session_id,
     )
     db.session.commit()
 
@@ -268,70 +230,3 @@ def describe_device(user_agent: str | None) -> str:
     if browser or system:
         return browser or f"A browser on {system}"
     return "Unknown device"
-
-
-def connected_apps(user: User) -> list[ConnectedApp]:
-    """Clients the person consented to or that hold live grants, oldest first."""
-    apps: dict[str, ConnectedApp] = {}
-    scopes: dict[str, list[str]] = {}
-    for client_id, name, scope, since in _authorizations(user):
-        app = apps.setdefault(client_id, ConnectedApp(client_id, name or client_id, since))
-        app.first_allowed = min(app.first_allowed, since)
-        known = scopes.setdefault(client_id, [])
-        known.extend(item for item in scope.split() if item not in known)
-    for client_id, app in apps.items():
-        app.scopes = describe_scopes(" ".join(sorted(scopes[client_id], key=_scope_order)))
-    return sorted(apps.values(), key=lambda app: (app.first_allowed, app.name))
-
-
-def _scope_order(scope: str) -> tuple[int, str]:
-    """Well-known scopes first, in the order the consent page describes them."""
-    known = list(SCOPE_DESCRIPTIONS)
-    return (known.index(scope) if scope in known else len(known), scope)
-
-
-def _authorizations(user: User) -> list[tuple[str, str, str, datetime]]:
-    """(client_id, client name, scope, created_at) of each consent and live grant."""
-    consents = db.session.execute(
-        select(Consent.client_id, Client.name, Consent.scope, Consent.created_at)
-        .join(Client, Client.client_id == Consent.client_id)
-        .where(Consent.user_id == user.id)
-        .order_by(Consent.created_at)
-    )
-    grants = db.session.execute(
-        select(Grant.client_id, Client.name, Grant.scope, Grant.created_at)
-        .join(Client, Client.client_id == Grant.client_id)
-        .where(
-            Grant.user_id == user.id,
-            Grant.revoked_at.is_(None),
-            Grant.expires_at > utcnow(),
-        )
-        .order_by(Grant.created_at)
-    )
-    return [(row[0], row[1], row[2], row[3]) for row in [*consents, *grants]]
-
-
-def revoke_app(user: User, client_id: str) -> bool:
-    """Withdraw consent and revoke every grant of this person to this client; commits.
-
-    Afterwards the client's refresh tokens fail (RFC 6749 section 5.2 `invalid_grant`),
-    its access tokens introspect inactive (RFC 7662), and the consent page is shown
-    again. False when the person had nothing with this client.
-    """
-    consent = db.session.scalar(
-        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id)
-    )
-    grant_ids = db.session.scalars(
-        select(Grant.id).where(
-            Grant.user_id == user.id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
-        )
-    ).all()
-    if consent is None and not grant_ids:
-        return False
-    if consent is not None:
-        db.session.delete(consent)
-    for grant_id in grant_ids:
-        revoke_grant(grant_id)
-    record("consent.revoked", subject=user.sub, client_id=client_id)
-    db.session.commit()
-    return True

@@ -13,9 +13,10 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ..extensions import db
 from ..sessions.models import LoginSession
 from ..sessions.services import current_session, end_session
-from . import proof, settings
+from . import apps, proof, settings
 from .models import User
 from .proof import ProofError
 from .services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, AccountError
@@ -188,8 +189,9 @@ def revoke_app(login_session: LoginSession) -> ResponseReturnValue:
     form = AppForm()
     if not form.validate_on_submit():
         abort(400)
-    if not settings.revoke_app(login_session.user, form.client_id.data):
+    if not apps.revoke_app(login_session.user, form.client_id.data):
         abort(404)
+    db.session.commit()
     flash("The app's access was removed.")
     return _back()
 
@@ -217,7 +219,7 @@ def _page(
         new_email=new_email,
         pending_email=settings.pending_email(user),
         sessions=settings.session_summaries(user, login_session.id),
-        apps=settings.connected_apps(user),
+        apps=apps.connected_apps(user),
         two_step_enabled=user.totp_enabled_at is not None,
         two_step_path=TWO_STEP_PATH,
     )

@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 
 from ..audit import record
+from ..core.secrets import same_secret
 from ..extensions import db, utcnow
 from .models import AuthFailure, RecoveryCode, User
 
@@ -203,7 +204,7 @@ def matching_step(secret: str, code: str, at: float | None = None) -> int | None
     found = None
     for step in range(now - TOTP_DRIFT_STEPS, now + TOTP_DRIFT_STEPS + 1):
         # Compare against every step in the window, so the time taken does not tell which.
-        if hmac.compare_digest(totp.generate_otp(step), digits):
+        if same_secret(totp.generate_otp(step), digits):
             found = step
     return found
 

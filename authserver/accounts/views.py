@@ -9,22 +9,16 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from ..audit.services import record_signin_failure
+from ..mail.links import describe_duration
 from ..sessions.services import current_user
 from . import lockout
+from .email_change import send_verification_email, verify_email_token
 from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
-from .registration import (
-    RESET_PASSWORD,
-    VERIFY_EMAIL,
-    describe_duration,
-    peek_token,
-    register,
-    request_password_reset,
-    reset_password,
-    send_verification_email,
-    verify_email_token,
-)
+from .links import RESET_PASSWORD, VERIFY_EMAIL, peek_token
+from .lockout import record_signin_failure
+from .password_reset import request_password_reset, reset_password
 from .services import AccountError, authenticate, normalize_email
+from .signup import register
 from .two_step import finish_password_step
 
 bp = Blueprint("accounts", __name__)
@@ -92,7 +86,8 @@ def home() -> str:
     return render_template("accounts/home.html", user=current_user())
 
 
-# Sign-up, e-mail verification and password reset (services in accounts/registration.py).
+# Sign-up, e-mail verification and password reset (services: accounts/signup.py,
+# email_change.py, password_reset.py).
 # Their answers never depend on whether an address has an account.
 
 # A link that is unknown, used or expired; which one is not said.

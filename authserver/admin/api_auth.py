@@ -18,13 +18,14 @@ from typing import Any
 from flask import current_app
 
 from ..accounts.models import User
+from ..audit.actor import Actor
 from ..clients.models import Client
 from ..clients.services import get_client
 from ..extensions import db
 from ..oauth.models import Grant
 from ..oauth.tokens import AccessToken, verify_access_token
 from ..roles import ceiling
-from ..roles.ceiling import Actor
+from ..roles.ceiling import client_actor, person_actor
 from ..roles.permissions import allows
 
 ADMIN_SCOPE = ceiling.ADMIN_SCOPE
@@ -130,7 +131,7 @@ def _person(access: AccessToken) -> Principal:
         raise _invalid_token("the person behind this access token cannot act")
     client_id = str(access.claims.get("client_id", ""))
     client = _active_client(client_id)
-    actor = Actor.person(user, within=ceiling.power_of_service(client))
+    actor = person_actor(user, within=ceiling.power_of_service(client))
     return Principal(actor, client_id, actor.power)
 
 
@@ -140,7 +141,7 @@ def _service(client_id: str) -> Principal:
     client = _active_client(client_id)
     if ADMIN_SCOPE not in (client.scope or "").split():
         raise ApiError(403, "forbidden", "this client is not allowed to administer the server")
-    actor = Actor.client(client)
+    actor = client_actor(client)
     return Principal(actor, client_id, actor.power)
 
 

@@ -3,11 +3,14 @@
 from flask import Flask
 
 from . import models as models
+from .actor import Actor as Actor
+from .actor import act_as as act_as
+from .models import AuditEvent as AuditEvent
 from .services import printable
 from .services import record as record
 from .services import record_and_commit as record_and_commit
 
-__all__ = ["init_app", "models", "record", "record_and_commit"]
+__all__ = ["Actor", "AuditEvent", "act_as", "init_app", "models", "record", "record_and_commit"]
 
 
 def init_app(app: Flask) -> None:

@@ -18,6 +18,7 @@ from flask import has_request_context, request
 from sqlalchemy import Select, select
 
 from ..extensions import db, utcnow
+from .actor import Actor, request_actor
 from .models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _WIDTHS = {"event": 64, "actor": 320, "subject": 320, "client_id": 64, "ip": 64,
 def record(
     event: str,
     *,
-    actor: str | None = None,
+    actor: Actor | str | None = None,
     actor_type: str | None = None,
     subject: str | None = None,
     client_id: str | None = None,
@@ -43,19 +44,19 @@ def record(
 ) -> AuditEvent:
     """Add an event to the session (the caller's commit stores it) and return it.
 
-    Inside a request the IP and user agent come from it, and a missing actor is
-    the signed-in person (actor type "user"); outside one (CLI, jobs) without an
-    actor, the actor type is "system". Give actor_type "client" for a client, and
-    `origin` (IP, user agent) for an event recorded after its request.
+    `actor` is an `Actor`, or a name with its `actor_type`. Inside a request the IP and
+    user agent come from it, and a missing actor is the request's (audit.actor: the
+    signed-in person unless a view declared another); outside one (CLI, jobs) without
+    an actor, the actor type is "system". Give `origin` (IP, user agent) for an event
+    recorded after its request.
     """
     ip, user_agent = origin if origin is not None else _request_origin()
-    if actor is None and actor_type is None:
-        actor, actor_type = _default_actor()
+    name, kind = _named(actor, actor_type)
     row = AuditEvent(
         created_at=utcnow(),
         event=event[: _WIDTHS["event"]],
-        actor_type=actor_type or _default_actor_type(actor),
-        actor=_clip(actor, _WIDTHS["actor"]),
+        actor_type=kind or _default_actor_type(name),
+        actor=_clip(name, _WIDTHS["actor"]),
         subject=_clip(subject, _WIDTHS["subject"]),
         client_id=_clip(client_id, _WIDTHS["client_id"]),
         ip=ip,
@@ -71,50 +72,6 @@ def record_and_commit(event: str, **fields: Any) -> AuditEvent:
     row = record(event, **fields)
     db.session.commit()
     return row
-
-
-def record_signin_failure(email: str) -> AuditEvent:
-    """A rejected e-mail and password, with the reason; commits.
-
-    The log is for admins only, so it may name the attempted address and why the
-    attempt failed, which the sign-in page itself never tells. What was typed is kept
-    only when it is a well-formed address (`typed_address`): anything else could carry
-    line breaks or terminal escapes into whoever reads the log.
-    """
-    from ..accounts.services import find_by_email
-
-    address = typed_address(email)
-    if address is None:
-        return record_and_commit(
-            "signin.failure",
-            actor=None,
-            actor_type="user",
-            details={"reason": "malformed_email"},
-        )
-    user = find_by_email(address)  # the same one query for known and unknown addresses
-    if user is None:
-        reason = "unknown_account"
-    elif not user.is_active:
-        reason = "account_disabled"
-    else:
-        reason = "wrong_password" if user.password_hash else "no_password"
-    return record_and_commit(
-        "signin.failure",
-        actor=None,
-        actor_type="user",
-        subject=user.sub if user is not None else None,
-        details={"reason": reason, "email": address},
-    )
-
-
-def typed_address(email: Any) -> str | None:
-    """A typed e-mail address fit for the log: normalized and well formed, else None."""
-    from ..accounts.services import is_valid_email, normalize_email
-
-    if not isinstance(email, str):
-        return None
-    address = normalize_email(email)
-    return address if is_valid_email(address) else None
 
 
 # Control characters (C0, DEL, C1), format characters (bidi overrides, zero-width) and the
@@ -181,14 +138,15 @@ def _request_origin() -> tuple[str | None, str | None]:
     return ip, _clip(request.user_agent.string, _WIDTHS["ua"])
 
 
-def _default_actor() -> tuple[str | None, str | None]:
-    """The signed-in person as ("sub", "user"); (None, None) when there is none."""
-    if not has_request_context():
-        return None, None
-    from ..sessions.services import current_user
-
-    user = current_user()
-    return (user.sub, "user") if user is not None else (None, None)
+def _named(actor: Actor | str | None, actor_type: str | None) -> tuple[str | None, str | None]:
+    """(actor, actor type) as stored: from an Actor, as given, or the request's actor."""
+    if isinstance(actor, Actor):
+        return actor.id, actor.type
+    if actor is None and actor_type is None:
+        who = request_actor()
+        if who is not None:
+            return who.id, who.type
+    return actor, actor_type
 
 
 def _default_actor_type(actor: str | None) -> str:
@@ -200,22 +158,6 @@ def _clip(value: str | None, width: int) -> str | None:
     """`value` cut to the column width, without NUL (PostgreSQL text cannot hold it)."""
     value = value.replace("\x00", "") if value else value
     return value[:width] if value else None
-
-
-def sub_of(user_id: int | None) -> str | None:
-    """The `sub` of the person with this database id, for an event's subject."""
-    from ..accounts.models import User
-
-    user = db.session.get(User, user_id) if user_id is not None else None
-    return user.sub if user is not None else None
-
-
-def sub_of_grant(grant_id: str | None) -> str | None:
-    """The `sub` of the person a grant (token family) belongs to, if any."""
-    from ..oauth.models import Grant
-
-    grant = db.session.get(Grant, grant_id) if grant_id is not None else None
-    return sub_of(grant.user_id) if grant is not None else None
 
 
 # Reading the log

@@ -13,6 +13,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, routes_command, run_command, shell_command
 
+from .. import create_app
+from ..config import ConfigError
 from .audit import audit_cli
 from .cleanup import cleanup_command
 from .clients import clients_cli
@@ -37,8 +39,6 @@ def register_commands(app: Flask) -> None:
 
 def _create_app() -> Flask:
     """Build the app for a command; an invalid setting ends with one line naming it."""
-    from .. import create_app
-    from ..config import ConfigError
 
     try:
         return create_app()

@@ -9,6 +9,16 @@ import click
 from flask.cli import AppGroup
 
 from ..audit.models import AuditEvent
+from ..audit.services import (
+    iso_utc,
+    jsonl_lines,
+    newer_than,
+    parse_iso,
+    printable,
+    query,
+    to_json_line,
+)
+from ..extensions import db
 
 audit_cli = AppGroup("audit", help="Read and export the audit log.")
 
@@ -23,7 +33,6 @@ class IsoTime(click.ParamType):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        from ..audit.services import parse_iso
 
         if isinstance(value, datetime):
             return value
@@ -42,7 +51,6 @@ class IsoTime(click.ParamType):
 )
 def tail_command(count: int, follow: bool, as_json: bool, event_prefix: str | None) -> None:
     """Print the latest events, oldest of them first, like tail(1)."""
-    from ..audit.services import query
 
     events = list(reversed(query(event_prefix=event_prefix, limit=count)))
     for row in events:
@@ -53,8 +61,6 @@ def tail_command(count: int, follow: bool, as_json: bool, event_prefix: str | No
 
 def _follow(after_id: int, event_prefix: str | None, as_json: bool) -> None:
     """Poll every POLL_SECONDS for newer events until interrupted."""
-    from ..audit.services import newer_than
-    from ..extensions import db
 
     try:
         while True:
@@ -69,7 +75,6 @@ def _follow(after_id: int, event_prefix: str | None, as_json: bool) -> None:
 
 def _last_id() -> int:
     """The id of the newest event (0 when the log is empty)."""
-    from ..audit.services import query
 
     newest = query(limit=1)
     return newest[0].id if newest else 0
@@ -80,7 +85,6 @@ def _print(row: AuditEvent, as_json: bool) -> None:
 
     JSON lines escape control characters themselves (json.dumps with ensure_ascii).
     """
-    from ..audit.services import iso_utc, printable, to_json_line
 
     if as_json:
         click.echo(to_json_line(row), nl=False)
@@ -109,7 +113,6 @@ def export_command(
     since: datetime | None, until: datetime | None, event_prefix: str | None
 ) -> None:
     """Write the audit log to stdout as JSON lines, newest first: `audit export > log.jsonl`."""
-    from ..audit.services import jsonl_lines
 
     if since is not None and until is not None and until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")

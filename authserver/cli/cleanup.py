@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE
+from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, cleanup, cutoffs
 
 
 @click.command("cleanup")
@@ -32,7 +32,6 @@ def cleanup_command(grace: int, batch_size: int) -> None:
 
     Safe to run from cron on several instances at once.
     """
-    from ..maintenance import cleanup, cutoffs
 
     limits = cutoffs(current_app.config["AUTHSERVER"], grace=timedelta(seconds=grace))
     for table, count in cleanup(limits, batch_size=batch_size).items():

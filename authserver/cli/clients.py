@@ -6,8 +6,17 @@ import json
 from typing import Any
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from ..admin.services.base import AdminError
+from ..admin.services.clients import (
+    create_client_as_admin,
+    delete_client,
+    rotate_client_secret,
+    set_client_active,
+)
+from ..clients.registration import issue_initial_access_token
 from ..clients.services import client_metadata, list_clients
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
 from .lookup import cli_actor, fail, find_client
@@ -69,8 +78,6 @@ def create_client_command(
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
-    from ..admin.services.base import AdminError
-    from ..admin.services.clients import create_client_as_admin
 
     try:
         client, secret = create_client_as_admin(
@@ -153,9 +160,6 @@ def list_clients_command(as_json: bool) -> None:
 )
 def initial_token_command(note: str, ttl: int) -> None:
     """Issue a single-use initial access token for dynamic registration (RFC 7591)."""
-    from flask import current_app
-
-    from ..clients.registration import issue_initial_access_token
 
     token = issue_initial_access_token(note=note, ttl=ttl)
     click.echo(token)
@@ -190,8 +194,6 @@ def show_client_command(client_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def rotate_secret_command(client_id: str, as_json: bool) -> None:
     """Give a confidential client a new secret, shown only this once; the old one stops working."""
-    from ..admin.services.base import AdminError
-    from ..admin.services.clients import rotate_client_secret
 
     client = find_client(client_id)
     try:
@@ -209,7 +211,6 @@ def rotate_secret_command(client_id: str, as_json: bool) -> None:
 @click.argument("client_id")
 def disable_client_command(client_id: str) -> None:
     """Disable a client: it gets no more tokens and its grants are revoked."""
-    from ..admin.services.clients import set_client_active
 
     client = find_client(client_id)
     set_client_active(client, False, actor=cli_actor())
@@ -221,7 +222,6 @@ def disable_client_command(client_id: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_client_command(client_id: str, yes: bool) -> None:
     """Delete a client with its grants, codes and consents (asks first unless --yes)."""
-    from ..admin.services.clients import delete_client
 
     client = find_client(client_id)
     name = client.name

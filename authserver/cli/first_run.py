@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
-from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from ..accounts.services import count_users
 from ..extensions import db
 
 EXAMPLE_REDIRECT_URI = "http://127.0.0.1:8080/callback"
@@ -30,11 +30,9 @@ def command_prefix() -> str:
 
 def first_run_hint() -> str | None:
     """The instructions when nobody can sign in yet, else None (needs an app context)."""
-    from ..accounts.models import User
-
     prefix = command_prefix()
     try:
-        users = db.session.scalar(select(func.count()).select_from(User))
+        users = count_users()
     except (OperationalError, ProgrammingError):
         db.session.rollback()
         return f"The database has no tables yet. Create them first:\n\n  {prefix} db upgrade\n"

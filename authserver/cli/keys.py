@@ -8,7 +8,9 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from ..accounts.totp import reencrypt_secrets
 from ..core.capabilities import SIGNING_ALGS
+from ..keys import current_keyring
 
 keys_cli = AppGroup("keys", help="Manage signing keys.")
 
@@ -31,7 +33,6 @@ def _describe(keys: Iterable[Any]) -> None:
 @keys_cli.command("list")
 def list_keys_command() -> None:
     """List the signing keys, newest first."""
-    from ..keys import current_keyring
 
     _describe(current_keyring().list_keys())
 
@@ -45,7 +46,6 @@ def list_keys_command() -> None:
 )
 def rotate_keys_command(alg: str | None) -> None:
     """Make new keys the signers; older keys stay published until their tokens expire."""
-    from ..keys import current_keyring
 
     new_keys = current_keyring().rotate(alg)
     click.echo("New signing keys:")
@@ -55,7 +55,6 @@ def rotate_keys_command(alg: str | None) -> None:
 @keys_cli.command("ensure")
 def ensure_keys_command() -> None:
     """Create the signing keys if there are none yet (run by `make run`)."""
-    from ..keys import current_keyring
 
     keyring = current_keyring()
     keyring.ensure_keys()
@@ -69,8 +68,6 @@ def reencrypt_command() -> None:
     Run once after moving the old secret to AUTHSERVER_SECRET_KEY_FALLBACKS; then the
     fallback can be removed.
     """
-    from ..accounts.totp import reencrypt_secrets
-    from ..keys import current_keyring
 
     keys = current_keyring().reencrypt_all()
     secrets = reencrypt_secrets()

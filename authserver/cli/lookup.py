@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
-from ..roles.ceiling import CLI, Actor
-
-if TYPE_CHECKING:
-    from ..accounts.models import Role, User
-    from ..clients.models import Client
+from ..accounts.models import Role, User
+from ..accounts.services import find_by_email, normalize_email
+from ..audit import Actor
+from ..clients.models import Client
+from ..clients.services import get_client
+from ..extensions import db
+from ..roles.ceiling import CLI
+from ..roles.services import get_role
 
 
 def cli_actor() -> Actor:
@@ -24,7 +27,6 @@ def cli_actor() -> Actor:
 
 def fail(message: str) -> NoReturn:
     """Undo anything half-done and exit non-zero with "Error: message" on stderr."""
-    from ..extensions import db
 
     db.session.rollback()
     raise click.ClickException(message)
@@ -32,13 +34,8 @@ def fail(message: str) -> NoReturn:
 
 def find_user(email: str) -> User:
     """The person with this e-mail address (any case), or exit with an error."""
-    from sqlalchemy import select
 
-    from ..accounts.models import User
-    from ..accounts.services import normalize_email
-    from ..extensions import db
-
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = find_by_email(normalize_email(email))
     if user is None:
         fail(f"no user with the e-mail address {email!r}")
     return user
@@ -46,7 +43,6 @@ def find_user(email: str) -> User:
 
 def find_client(client_id: str) -> Client:
     """The client with this client_id, active or not, or exit with an error."""
-    from ..clients.services import get_client
 
     client = get_client(client_id)
     if client is None:
@@ -56,7 +52,6 @@ def find_client(client_id: str) -> Client:
 
 def find_role(name: str) -> Role:
     """The role with this name, or exit with an error."""
-    from ..roles.services import get_role
 
     role = get_role(name)
     if role is None:

@@ -14,6 +14,9 @@ import time
 import click
 from flask.cli import AppGroup
 
+from ..extensions import db
+from ..mail import deliver_due, status_counts
+
 mail_cli = AppGroup("mail", help="Deliver the mail outbox and show its state.")
 
 log = logging.getLogger("authserver.mail")
@@ -34,8 +37,6 @@ def deliver_command(follow: bool, interval: float) -> None:
     Safe to run on several machines at once, and next to the serving processes' own
     sender threads: a message is claimed by one sender before it is sent.
     """
-    from ..extensions import db
-    from ..mail import deliver_due
 
     if not follow:
         done = deliver_due()
@@ -58,7 +59,6 @@ def deliver_command(follow: bool, interval: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status_command(as_json: bool) -> None:
     """Messages per status (pending, sent, failed, suppressed) and the oldest pending one."""
-    from ..mail import status_counts
 
     counts = status_counts()
     if as_json:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 
+from ..accounts.models import Role
+from ..roles.permissions import PERMISSIONS
+from ..roles.services import RoleError, create_role, delete_role, list_roles, role_holders
 from .lookup import cli_actor, fail, find_role
-
-if TYPE_CHECKING:
-    from ..accounts.models import Role
 
 roles_cli = AppGroup("roles", help="Manage roles and their permissions.")
 
@@ -30,7 +30,6 @@ def _describe(role: Role) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
 def list_roles_command(as_json: bool) -> None:
     """List the roles, built-in ones first."""
-    from ..roles.services import list_roles
 
     roles = [_describe(role) for role in list_roles()]
     if as_json:
@@ -57,17 +56,6 @@ def show_role_command(name: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<13} {'-' if shown in ('', None, []) else shown}")
 
 
-def role_holders(role: Role) -> list[str]:
-    """The e-mail addresses of the people holding `role`."""
-    from sqlalchemy import select
-
-    from ..accounts.models import Role, User
-    from ..extensions import db
-
-    query = select(User.email).join(User.roles).where(Role.id == role.id).order_by(User.email)
-    return list(db.session.scalars(query))
-
-
 @roles_cli.command("create")
 @click.argument("name")
 @click.option(
@@ -79,8 +67,6 @@ def role_holders(role: Role) -> list[str]:
 @click.option("--description", default="", help="What the role is for.")
 def create_role_command(name: str, permissions: tuple[str, ...], description: str) -> None:
     """Create a custom role with permissions from the catalogue."""
-    from ..roles.permissions import PERMISSIONS
-    from ..roles.services import RoleError, create_role
 
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
@@ -100,7 +86,6 @@ def create_role_command(name: str, permissions: tuple[str, ...], description: st
 @click.argument("name")
 def delete_role_command(name: str) -> None:
     """Delete a custom role; people holding it lose it. Built-in roles stay."""
-    from ..roles.services import RoleError, delete_role
 
     role = find_role(name)
     try:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 
+from ..accounts.lifecycle import set_password
+from ..accounts.models import User
+from ..accounts.services import AccountError, list_users
+from ..admin.services.base import AdminError
+from ..admin.services.users import create_user_as_admin, set_user_active
+from ..audit.services import iso_utc
+from ..extensions import db
+from ..roles.services import RoleError, assign_role, remove_role
 from .lookup import cli_actor, fail, find_role, find_user
-
-if TYPE_CHECKING:
-    from ..accounts.models import User
 
 users_cli = AppGroup("users", help="Manage users.")
 
@@ -46,8 +51,6 @@ def create_user_command(
     email: str, password: str | None, password_stdin: bool, name: str, roles: tuple[str, ...]
 ) -> None:
     """Create a user whose e-mail address counts as verified."""
-    from ..admin.services.base import AdminError
-    from ..admin.services.users import create_user_as_admin
 
     secret = _read_password(password, password_stdin)
     if not secret:
@@ -66,12 +69,8 @@ def create_user_command(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
 def list_users_command(as_json: bool) -> None:
     """List people by e-mail address, with their roles and status."""
-    from sqlalchemy import select
 
-    from ..accounts.models import User
-    from ..extensions import db
-
-    users = list(db.session.scalars(select(User).order_by(User.email)))
+    users = list_users()
     if as_json:
         click.echo(json.dumps([_describe(user) for user in users], indent=2))
         return
@@ -88,7 +87,6 @@ def list_users_command(as_json: bool) -> None:
 
 def _describe(user: User) -> dict[str, Any]:
     """A person as a JSON object (no password hash, no second-factor secret)."""
-    from ..audit.services import iso_utc
 
     return {
         "sub": user.sub,
@@ -118,8 +116,6 @@ def enable_user_command(email: str) -> None:
 
 def _set_active(email: str, *, active: bool) -> None:
     """Enable or disable through the admin service (audit event admin.user.*)."""
-    from ..admin.services.base import AdminError
-    from ..admin.services.users import set_user_active
 
     user = find_user(email)
     try:
@@ -136,24 +132,14 @@ def _set_active(email: str, *, active: bool) -> None:
     "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
 )
 def set_password_command(email: str, password: str | None, password_stdin: bool) -> None:
-    """Set a person's password; all their sessions end and their tokens are revoked."""
-    from ..accounts.passwords import hash_password
-    from ..accounts.registration import end_all_sessions_and_tokens
-    from ..accounts.services import AccountError, check_password_policy
-    from ..audit import record
-    from ..extensions import db, utcnow
-
+    """Set a person's password; all their sessions end, their tokens are revoked, and they
+    are told by e-mail (accounts.lifecycle.set_password)."""
     user = find_user(email)
     secret = _read_password(password, password_stdin)
     try:
-        check_password_policy(secret)
+        set_password(user, secret, reason="admin", actor=cli_actor())
     except AccountError as exc:
         fail(str(exc))
-    user.password_hash = hash_password(secret)
-    user.password_changed_at = utcnow()
-    end_all_sessions_and_tokens(user)
-    actor = cli_actor()
-    record("admin.user.password_set", actor=actor.id, actor_type=actor.type, subject=user.sub)
     db.session.commit()
     click.echo(f"Set the password of {user.email}; their sessions and tokens were revoked.")
 
@@ -163,7 +149,6 @@ def set_password_command(email: str, password: str | None, password_stdin: bool)
 @click.argument("role")
 def add_role_command(email: str, role: str) -> None:
     """Give a person an existing role."""
-    from ..roles.services import RoleError, assign_role
 
     user = find_user(email)
     if role in user.role_names:
@@ -181,7 +166,6 @@ def add_role_command(email: str, role: str) -> None:
 @click.argument("role")
 def remove_role_command(email: str, role: str) -> None:
     """Take a role from a person (the last active admin keeps admin)."""
-    from ..roles.services import RoleError, remove_role
 
     user = find_user(email)
     find_role(role)

@@ -32,9 +32,10 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..audit import record
+from ..audit.actor import Actor
 from ..core import capabilities
 from ..extensions import db, utcnow
-from ..roles.ceiling import DYNAMIC_REGISTRATION, Actor, PrivilegeError
+from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
 from . import services
 from .cache import invalidate_client_cache
 from .metadata import ClientError

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from ..accounts.models import Role
 from ..accounts.services import get_user_by_sub
 from ..audit import record
+from ..audit.actor import Actor
 from ..core import capabilities
 from ..extensions import db, precise_utcnow
 from ..orgs.services import member_slugs
 from ..roles import ceiling
-from ..roles.ceiling import Actor
 from ..roles.services import RoleError, find_roles
 from .cache import invalidate_client_cache, invalidate_on_commit
 from .metadata import (

@@ -12,7 +12,6 @@ import functools
 import ipaddress
 import logging
 import os
-import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from ..core.secrets import new_hex_id
 
 log = logging.getLogger("authserver.mail")
 
@@ -129,7 +130,7 @@ def write_outbox(outbox: Path, message: EmailMessage) -> Path:
     outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(outbox, 0o700)  # mkdir's mode is reduced by the umask and ignored if it exists
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path = outbox / f"{stamp}-{secrets.token_hex(4)}.eml"
+    path = outbox / f"{stamp}-{new_hex_id(4)}.eml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(message.as_bytes())

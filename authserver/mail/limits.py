@@ -11,7 +11,6 @@ Keys are hashed, so no address is written to Redis.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from flask import current_app, has_request_context
@@ -19,6 +18,7 @@ from limits import parse_many
 from limits.errors import StorageError
 from limits.strategies import MovingWindowRateLimiter
 
+from ..core.secrets import hash_secret
 from ..security import ratelimit
 
 log = logging.getLogger("authserver.mail")
@@ -27,7 +27,7 @@ NAMESPACE = "mail"
 
 
 def _hashed(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:32]
+    return hash_secret(value)[:32]
 
 
 def over_limit(recipient: str, account: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from . import connected_apps, services
 from .server import create_authorization_server
 from .views import bp
 
@@ -12,3 +13,5 @@ def init_app(app: Flask) -> None:
     """Create this app's authorization server and register the endpoints."""
     app.extensions["authserver.oauth"] = create_authorization_server(app)
     app.register_blueprint(bp)
+    services.connect_signals(app)
+    connected_apps.register(app)

@@ -15,7 +15,8 @@ from authlib.oauth2.rfc6749 import AccessDeniedError
 from sqlalchemy import bindparam, select
 
 from ..accounts.models import User
-from ..audit.services import record, sub_of
+from ..accounts.services import sub_of
+from ..audit import record
 from ..clients.cache import OAuthClient
 from ..extensions import db
 from ..orgs.services import ORG_SCOPE_PREFIX

@@ -6,17 +6,24 @@ so a token response is sent only after every row behind it is committed.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from flask import current_app
-from sqlalchemy import update
+from flask import Flask, current_app
+from sqlalchemy import select, update
 
 from ..accounts.models import User
+from ..accounts.services import sub_of
+from ..accounts.signals import signed_out_everywhere
+from ..audit import record
 from ..clients.cache import OAuthClient
+from ..core.secrets import new_hex_id
 from ..extensions import db, utcnow
+from ..oidc.claims import claims_for
+from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs, organization_claims
+from ..roles import ceiling
+from .errors import InvalidTargetError
 from .models import AuthorizationCode, DeviceCode, Grant, RefreshToken
 from .tokens import hash_secret_value, issue_access_token, new_secret_value
 
@@ -86,7 +93,7 @@ def create_grant(
     """A new token family for one authorization by one person."""
     config = current_app.config["AUTHSERVER"]
     grant = Grant(
-        id=secrets.token_hex(16),
+        id=new_hex_id(16),
         client_id=client_id,
         user_id=user_id,
         scope=scope,
@@ -153,9 +160,6 @@ def _person_claims(grant: Grant, user: User, scope: str) -> dict[str, Any]:
     `roles` with the `roles` scope; `org_id` and `org_roles` with the grant's own
     `org:<slug>` scope. Never more than the token's `scope` covers.
     """
-    from ..oidc.claims import claims_for
-    from ..orgs.services import organization_claims
-
     organization = organization_claims(grant.organization_id, user)
     if organization is None:
         # Removed from the organization since: the grant no longer speaks for it.
@@ -170,9 +174,6 @@ def limit_user_scope(user: User, scope: str) -> str:
     it); `org:<slug>` only for members of that organization. The token response always
     states the granted `scope`.
     """
-    from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs
-    from ..roles import ceiling
-
     items = scope.split()
     wants_org = any(item.startswith(ORG_SCOPE_PREFIX) for item in items)
     slugs = member_slugs(user) if wants_org else set()
@@ -190,8 +191,6 @@ def limit_user_scope(user: User, scope: str) -> str:
 
 def client_scope(client: OAuthClient, requested: str | None) -> str:
     """The requested scopes the client is registered for; `org:*` allows every `org:<slug>`."""
-    from ..orgs.services import ORG_SCOPE_PREFIX
-
     allowed = set(client.get_allowed_scope(requested).split())
     any_org = ORG_SCOPE_PREFIX + "*" in client.scopes
     kept: list[str] = []
@@ -217,10 +216,55 @@ def revoke_grant(grant_id: str | None) -> None:
     )
 
 
+def revoke_all_grants(*, user_id: int | None = None, client_id: str | None = None) -> list[str]:
+    """Revoke every live grant of a person, of a client, or of a person with a client.
+
+    RFC 7009 section 2.1: revoking a grant ends its refresh tokens and every access token
+    issued under it. The one bulk revocation (a new password, a disabled account, a
+    disabled or deleted client, an app the person disconnected); no commit. Returns the
+    ids of the grants revoked.
+    """
+    if user_id is None and client_id is None:
+        raise ValueError("revoke_all_grants needs a user_id, a client_id or both")
+    live = select(Grant.id).where(Grant.revoked_at.is_(None))
+    if user_id is not None:
+        live = live.where(Grant.user_id == user_id)
+    if client_id is not None:
+        live = live.where(Grant.client_id == client_id)
+    grant_ids = list(db.session.scalars(live))
+    if grant_ids:
+        now = utcnow()
+        db.session.execute(
+            update(Grant)
+            .where(Grant.id.in_(grant_ids), Grant.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.grant_id.in_(grant_ids), RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return grant_ids
+
+
+def revoke_grants_of_person(user: User, **_: Any) -> None:
+    """Receiver of accounts.signals.signed_out_everywhere: the person's grants end too."""
+    revoke_all_grants(user_id=user.id)
+
+
+def connect_signals(app: Flask) -> None:
+    """Subscribe to what accounts announces (accounts cannot import oauth); idempotent."""
+    signed_out_everywhere.connect(revoke_grants_of_person)
+
+
+def sub_of_grant(grant_id: str | None) -> str | None:
+    """The `sub` of the person a grant (token family) belongs to, for an audit event."""
+    grant = db.session.get(Grant, grant_id) if grant_id is not None else None
+    return sub_of(grant.user_id) if grant is not None else None
+
+
 def check_resources(client: OAuthClient, values: list[str]) -> list[str]:
     """RFC 8707 section 2: every requested resource must be registered for the client."""
-    from .errors import InvalidTargetError
-
     resources: list[str] = []
     for value in values:
         if value not in client.resources:
@@ -238,8 +282,6 @@ def revoke_replayed_grant(event: str, grant_id: str | None, client_id: str) -> N
     RFC 6749 section 4.1.2 (code replay) and RFC 9700 section 4.14.2 (refresh-token
     reuse). Whatever the failed request had written is rolled back first.
     """
-    from ..audit.services import record, sub_of_grant
-
     db.session.rollback()
     revoke_grant(grant_id)
     record(

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ..accounts.models import Role, User
-from ..accounts.registration import absolute_url, describe_duration
 from ..accounts.services import is_valid_email, normalize_email
+from ..audit.actor import Actor
 from ..extensions import db, utcnow
 from ..mail import send_mail
-from ..roles.ceiling import Actor
+from ..mail.links import absolute_url, describe_duration
 from .membership import membership
 from .models import Invitation, Membership, Organization
 from .services import OrgError, org_role, record_change, require_manager

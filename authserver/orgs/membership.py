@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from ..accounts.models import Role, User
+from ..audit.actor import Actor
 from ..extensions import db
-from ..roles.ceiling import Actor
 from .models import Membership, Organization
 from .services import ORG_ADMIN, OrgError, org_role, record_change, require_manager
 

@@ -19,9 +19,10 @@ from sqlalchemy import select, update
 from ..accounts.models import Role, User
 from ..accounts.services import normalize_email
 from ..audit import record
+from ..audit.actor import Actor
 from ..extensions import db, utcnow
 from ..roles import ceiling
-from ..roles.ceiling import Actor, Power
+from ..roles.ceiling import Power, person_actor
 from ..roles.permissions import allows
 from .models import Invitation, Membership, Organization
 
@@ -47,7 +48,7 @@ def can_create_organizations(user: User | None) -> bool:
 
 def can_manage(user: User | None, organization: Organization) -> bool:
     """Server admins, and the organization's own admins."""
-    return user is not None and bool(org_power(Actor.person(user), organization))
+    return user is not None and bool(org_power(person_actor(user), organization))
 
 
 def org_power(actor: Actor, organization: Organization) -> Power:
@@ -189,7 +190,7 @@ def revoke_invitations_to(address: str) -> int:
     """Void every pending invitation to `address` (not committed); how many there were.
 
     Called by accounts when a password change or reset ends what an unverified holder
-    of the address may have set in motion (accounts.registration.cancel_account_links).
+    of the address may have set in motion (accounts.lifecycle.cancel_account_links).
     """
     result = db.session.execute(
         update(Invitation)

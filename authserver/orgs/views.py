@@ -16,7 +16,8 @@ from wtforms.validators import DataRequired, Length
 
 from ..accounts.models import User
 from ..accounts.services import normalize_email
-from ..roles.ceiling import Actor, PrivilegeError
+from ..audit.actor import Actor
+from ..roles.ceiling import PrivilegeError, person_actor
 from ..roles.services import list_roles
 from ..sessions.services import current_user
 from . import invitations, membership, services
@@ -306,7 +307,7 @@ def _invitation_error(message: str, status: int) -> ResponseReturnValue:
 
 def _actor(user: User) -> Actor:
     """The signed-in person acting on these pages, with their server-wide power."""
-    return Actor.person(user)
+    return person_actor(user)
 
 
 def _back(organization: Organization) -> Response:

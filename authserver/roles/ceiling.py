@@ -25,11 +25,11 @@ The rules, each stated once here and called by the services before they change a
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import g, has_request_context
+from flask import Flask, has_request_context
 
+from ..audit.actor import NOTHING, Actor, Power, declared_actor, register_actor_source
 from ..sessions.services import current_user
 from .permissions import ALL, allows
 
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from ..accounts.models import Role, User
     from ..clients.models import Client
 
-Power = frozenset[str]
-NOTHING: Power = frozenset()
 EVERYTHING: Power = frozenset({ALL})
 # A first-party client reads people's profiles without asking them: what users:read allows.
 FIRST_PARTY_POWER: Power = frozenset({"users:read"})
@@ -55,28 +53,15 @@ class PrivilegeError(ValueError):
     """An actor tried to go above its ceiling; the message says what it lacks, fit for a page."""
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who performs a change, and the power they act with.
+def person_actor(user: User, within: Power | None = None) -> Actor:
+    """A person, optionally bounded by the client they act through (`within`)."""
+    power = power_of_person(user)
+    return Actor("user", user.sub, power if within is None else intersect(power, within))
 
-    `type` and `id` name them in the audit log: a person (`user`, their sub), a service
-    client (`client`, its client_id), the `system` (command line), or `anonymous`.
-    """
 
-    type: str
-    id: str | None
-    power: Power = NOTHING
-
-    @classmethod
-    def person(cls, user: User, within: Power | None = None) -> Actor:
-        """A person, optionally bounded by the client they act through (`within`)."""
-        power = power_of_person(user)
-        return cls("user", user.sub, power if within is None else intersect(power, within))
-
-    @classmethod
-    def client(cls, client: Client) -> Actor:
-        """A service client acting with its own access token (client_credentials)."""
-        return cls("client", client.client_id, power_of_service(client))
+def client_actor(client: Client) -> Actor:
+    """A service client acting with its own access token (client_credentials)."""
+    return Actor("client", client.client_id, power_of_service(client))
 
 
 SYSTEM = Actor("system", None, EVERYTHING)
@@ -87,15 +72,29 @@ DYNAMIC_REGISTRATION = Actor("client", None, NOTHING)
 
 
 def current_actor() -> Actor:
-    """The actor of this request (what a view set on g.admin_actor, else the signed-in
-    person, else anonymous); the system outside any request (CLI, scripts)."""
+    """The actor of this request with its power (what a view declared with audit's
+    `act_as`, else the signed-in person, else anonymous); the system outside any request."""
     if not has_request_context():
         return SYSTEM
-    actor = g.get("admin_actor")
-    if isinstance(actor, Actor):
+    actor = declared_actor()
+    if actor is not None:
         return actor
     user = current_user()
-    return Actor.person(user) if user is not None else ANONYMOUS
+    return person_actor(user) if user is not None else ANONYMOUS
+
+
+def signed_in_person() -> Actor | None:
+    """The audit log's actor source (audit.actor): the signed-in person, named only.
+
+    The audit log needs no power, so none is computed (no roles are loaded for it).
+    """
+    user = current_user()
+    return Actor("user", user.sub) if user is not None else None
+
+
+def init_app(app: Flask) -> None:
+    """Name the signed-in person as the actor of requests whose views declare none."""
+    register_actor_source(app, signed_in_person)
 
 
 # The power of each kind of principal

@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 
 from ..accounts.models import BUILTIN_ROLES, Role, User
 from ..audit import record
+from ..audit.actor import Actor
 from ..extensions import db
+from ..orgs.models import Membership
 from . import ceiling
-from .ceiling import Actor
 from .permissions import ALL, PERMISSIONS
 
 # Role names travel in tokens (`roles`, `org_roles`): short, lower-case, no spaces.
@@ -110,8 +111,6 @@ def update_role(
 def delete_role(role: Role, *, actor: Actor | None = None) -> None:
     """Delete a custom role; people lose it. Refused for built-in roles and roles held in orgs,
     and to an actor not holding its permissions."""
-    from ..orgs.models import Membership
-
     who = actor or ceiling.current_actor()
     if role.builtin or role.name in BUILTIN_ROLES:
         raise RoleError(f"the built-in role {role.name!r} cannot be deleted")
@@ -214,3 +213,9 @@ def _check_permissions(permissions: Iterable[str], *, allow_all: bool) -> list[s
 def _audit(event: str, who: Actor, subject: str, details: dict[str, Any]) -> None:
     """Add the audit event to the session (the caller commits)."""
     record(event, actor=who.id, actor_type=who.type, subject=subject, details=details)
+
+
+def role_holders(role: Role) -> list[str]:
+    """The e-mail addresses of the people holding `role`, sorted."""
+    query = select(User.email).join(User.roles).where(Role.id == role.id).order_by(User.email)
+    return list(db.session.scalars(query))

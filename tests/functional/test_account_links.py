@@ -4,7 +4,7 @@ A password change or reset voids every outstanding link that could move or take 
 account (e-mail change links, reset links) and, while the address was unverified, the
 invitations sent to it; a reset of a never-verified account also removes the two-step
 factors a squatter may have enrolled; an invitation is accepted only by an account whose
-address is verified (accounts.registration.cancel_account_links, orgs accept_invitation).
+address is verified (accounts.lifecycle.cancel_account_links, orgs accept_invitation).
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from authserver.accounts import settings, totp
+from authserver.accounts.email_change import request_email_change
+from authserver.accounts.links import RESET_PASSWORD, VERIFY_EMAIL
+from authserver.accounts.links import issue as _issue
 from authserver.accounts.models import AccountToken, RecoveryCode, User
-from authserver.accounts.registration import (
-    RESET_PASSWORD,
-    VERIFY_EMAIL,
-    _issue,
-    request_email_change,
-    reset_password,
-)
+from authserver.accounts.password_reset import reset_password
 from authserver.audit.models import AuditEvent
 from authserver.extensions import db, utcnow
 from authserver.orgs.invitations import accept_invitation, invite

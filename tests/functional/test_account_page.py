@@ -411,7 +411,7 @@ def test_session_sign_out_without_csrf_token_is_refused(app: Flask) -> None:
 
 
 def test_changing_the_email_waits_for_the_new_address_to_be_verified(app: Flask) -> None:
-    """Uses accounts.registration.request_email_change (the "mail-accounts" helper's)."""
+    """Uses accounts.email_change.request_email_change (the "mail-accounts" helper's)."""
     user = make_user()
     alice = browser(app)
     sign_in(alice)

@@ -271,7 +271,7 @@ def test_a_password_reset_is_recorded(app: Flask, smtp: SmtpServer) -> None:
 
 
 def test_a_verified_address_is_recorded(app: Flask, smtp: SmtpServer) -> None:
-    from authserver.accounts.registration import send_verification_email
+    from authserver.accounts.email_change import send_verification_email
 
     user = make_user(email_verified=False)
     send_verification_email(user)

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
+from authserver.accounts.email_change import request_email_change, send_verification_email
 from authserver.accounts.models import AccountToken, User
-from authserver.accounts.registration import request_email_change, send_verification_email
 from authserver.extensions import db, utcnow
 from tests.browser.mailbox import link_in, text_part
 from tests.factories import make_user

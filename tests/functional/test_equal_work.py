@@ -23,7 +23,7 @@ NEW_PASSWORD = "plum tree under the bridge"
 # What only an existing (forgot-password) or a new (sign-up) account can write: its link,
 # and the account itself.
 ACCOUNT_ROWS = {("INSERT", "account_tokens"), ("INSERT", "users")}
-# audit.services.record_signin_failure loads the person's roles eagerly (one more SELECT
+# accounts.lockout.record_signin_failure loads the person's roles eagerly (one more SELECT
 # for a known address, about 0.6 ms); it belongs to the audit package.
 AUDIT_ROLES_LOOKUP = ("SELECT", "user_roles")
 

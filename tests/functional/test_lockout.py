@@ -112,7 +112,9 @@ def test_a_success_clears_the_count(app: Flask, client: FlaskClient) -> None:
 
 
 def test_a_password_reset_ends_the_lock(app_factory: Any) -> None:
-    from authserver.accounts.registration import RESET_PASSWORD, _issue, reset_password
+    from authserver.accounts.links import RESET_PASSWORD
+    from authserver.accounts.links import issue as _issue
+    from authserver.accounts.password_reset import reset_password
 
     app = app_factory(lockout_threshold=3)
     client = app.test_client()

@@ -1258,7 +1258,7 @@ def test_organization_roles_grant_no_server_permission(app: Flask) -> None:
 def test_the_organization_services_refuse_anyone_without_standing(app: Flask) -> None:
     from authserver.orgs import invitations, membership
     from authserver.orgs import services as orgs
-    from authserver.roles.ceiling import Actor as CeilingActor
+    from authserver.roles.ceiling import person_actor
 
     world = org_world(app)
     invitation = invitations.get_invitation(world.organization, world.invitation_id)
@@ -1269,7 +1269,7 @@ def test_the_organization_services_refuse_anyone_without_standing(app: Flask) ->
         assert user is not None
         if manager:
             continue  # the pages above show managers succeed
-        actor = CeilingActor.person(user)
+        actor = person_actor(user)
         before = snapshot()
         with pytest.raises(PrivilegeError):
             membership.change_member_role(world.member, "admin", actor=actor)
@@ -1283,6 +1283,6 @@ def test_the_organization_services_refuse_anyone_without_standing(app: Flask) ->
             membership.remove_member(world.member, actor=actor)
         db.session.rollback()
         assert snapshot() == before
-    nobody = CeilingActor.person(make_user(unique("n") + "@example.com"))
+    nobody = person_actor(make_user(unique("n") + "@example.com"))
     with pytest.raises(PrivilegeError, match="orgs:write"):
         orgs.create_organization("Nope", actor=nobody)

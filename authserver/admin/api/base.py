@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ...audit.actor import Actor, act_as, clear_actor
 from ...clients.metadata import ClientError
 from ...extensions import csrf, db
-from ...roles.ceiling import Actor, PrivilegeError
+from ...roles.ceiling import PrivilegeError
 from ...roles.services import RoleError
 from ..api_auth import ApiError, Principal, authenticate
 from ..services.base import AdminError
@@ -39,7 +40,7 @@ def require_admin() -> None:
     """Authenticate the bearer token and remember who acts (the audit log names them)."""
     caller = authenticate(request.headers.get("Authorization"))
     g.admin_principal = caller
-    g.admin_actor = caller.actor
+    act_as(caller.actor)
 
 
 def needs(permission: str) -> Callable[[View], View]:
@@ -63,7 +64,7 @@ def needs(permission: str) -> Callable[[View], View]:
 def forget_caller(_error: BaseException | None) -> None:
     """The caller belongs to one request only."""
     g.pop("admin_principal", None)
-    g.pop("admin_actor", None)
+    clear_actor()
 
 
 @bp.after_request

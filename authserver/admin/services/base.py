@@ -6,8 +6,8 @@ from typing import Any
 
 from ...accounts.models import User
 from ...audit import record
+from ...audit.actor import Actor
 from ...roles import ceiling
-from ...roles.ceiling import Actor
 from ...roles.permissions import allows
 
 
@@ -32,7 +32,7 @@ def is_staff(user: User | None) -> bool:
 
 def who(actor: Actor | None) -> Actor:
     """The actor given, else the actor of the request (roles.ceiling.current_actor: what a
-    view set on g.admin_actor, else the signed-in person; the system outside a request)."""
+    view declared with audit.act_as, else the signed-in person; the system outside a request)."""
     return actor or ceiling.current_actor()
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
+from ...audit.actor import Actor
 from ...clients import services as clients
 from ...clients.cache import invalidate_on_commit
 from ...clients.metadata import ClientError
 from ...clients.models import Client
 from ...clients.services import ClientChanges
 from ...extensions import db, precise_utcnow
-from ...roles.ceiling import Actor, PrivilegeError
+from ...roles.ceiling import PrivilegeError
 from .base import AdminError, audit, who
 from .revocation import revoke_all_grants
 

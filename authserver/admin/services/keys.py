@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ...audit.actor import Actor
 from ...extensions import db
 from ...keys.services import KeyInfo, current_keyring
-from ...roles.ceiling import Actor
 from .base import AdminError, audit, who
 
 

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from sqlalchemy import func, or_, select
 
 from ...accounts.models import Role, User
-from ...accounts.registration import request_password_reset
+from ...accounts.password_reset import request_password_reset
 from ...accounts.services import AccountError, create_user, get_user_by_sub
+from ...audit.actor import Actor
 from ...extensions import db
 from ...roles import ceiling
-from ...roles.ceiling import Actor
 from ...roles.services import RoleError, find_roles, list_roles
 from .base import AdminError, audit, who
 from .revocation import revoke_all_grants

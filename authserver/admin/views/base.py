@@ -26,8 +26,9 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from ...accounts.models import Role
+from ...audit.actor import Actor, act_as, clear_actor, declared_actor
 from ...roles import services as role_services
-from ...roles.ceiling import Actor, PrivilegeError
+from ...roles.ceiling import PrivilegeError, person_actor
 from ...sessions.services import auth_age_seconds, current_session
 from ..services.base import can_person, is_staff
 from ..services.users import grantable_roles
@@ -56,7 +57,7 @@ def require_permission(permission: str | None) -> Callable[[View], View]:
             if auth_age_seconds(login_session) > max_age:
                 return redirect(url_for("accounts.login", reauth=1, next=_return_path()))
             g.admin_user = user
-            g.admin_actor = Actor.person(user)
+            act_as(person_actor(user))
             return view(*args, **kwargs)
 
         return wrapper
@@ -82,7 +83,7 @@ def never_store(response: Response) -> Response:
 def forget_admin(_error: BaseException | None) -> None:
     """The person acting belongs to one request only (g can outlive it, as in tests)."""
     g.pop("admin_user", None)
-    g.pop("admin_actor", None)
+    clear_actor()
 
 
 @bp.errorhandler(PrivilegeError)
@@ -100,7 +101,8 @@ def above_ceiling(error: PrivilegeError) -> ResponseReturnValue:
 
 def actor() -> Actor:
     """The signed-in person acting in this request (set by `require_permission`)."""
-    actor: Actor = g.admin_actor
+    actor = declared_actor()
+    assert actor is not None  # set by the before_request hook above
     return actor
 
 

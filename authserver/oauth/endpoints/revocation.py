@@ -8,11 +8,11 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
 
-from ...audit.services import record, sub_of_grant
+from ...audit import record
 from ...core import capabilities
 from ...extensions import db
 from ..models import RevokedAccessToken
-from ..services import revoke_grant
+from ..services import revoke_grant, sub_of_grant
 from .presented import PresentedToken, find_token
 
 

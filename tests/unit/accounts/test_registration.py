@@ -1,4 +1,4 @@
-"""accounts.registration: links stored as hashes, used once, and no account oracle."""
+"""Sign-up, e-mail verification and reset: links stored as hashes, used once, no account oracle."""
 
 from __future__ import annotations
 
@@ -9,23 +9,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from authserver.accounts.email_change import verify_email_token
+from authserver.accounts.lifecycle import end_all_sessions_and_tokens
+from authserver.accounts.links import RESET_PASSWORD, VERIFY_EMAIL, peek_token
+from authserver.accounts.links import issue as _issue
 from authserver.accounts.models import AccountToken, User
-from authserver.accounts.registration import (
-    RESET_PASSWORD,
-    VERIFY_EMAIL,
-    _issue,
-    absolute_url,
-    describe_duration,
-    end_all_sessions_and_tokens,
-    hash_token,
-    peek_token,
-    register,
-    request_password_reset,
-    reset_password,
-    verify_email_token,
-)
+from authserver.accounts.password_reset import request_password_reset, reset_password
 from authserver.accounts.services import AccountError
+from authserver.accounts.signup import register
+from authserver.core.secrets import hash_secret as hash_token
 from authserver.extensions import db, utcnow
+from authserver.mail.links import absolute_url, describe_duration
 from authserver.sessions.models import LoginSession
 from tests.factories import make_user
 

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from authserver.accounts import apps as account_apps
 from authserver.accounts import settings
 from authserver.accounts.models import AccountToken, User
 from authserver.accounts.passwords import verify_password
@@ -246,7 +247,7 @@ def test_connected_apps_join_consents_and_live_grants(app: Flask) -> None:
     db.session.commit()
     remember_consent(bob.id, bobs_app.client_id, "openid")
 
-    apps = {app.name: app for app in settings.connected_apps(user)}
+    apps = {app.name: app for app in account_apps.connected_apps(user)}
 
     assert set(apps) == {"Consented", "First party"}
     assert [scope for scope, _ in apps["Consented"].scopes] == [
@@ -266,7 +267,7 @@ def test_revoke_app_removes_consent_and_revokes_grants(app: Flask) -> None:
     revoked = [grant(user, rp.client_id), grant(user, rp.client_id)]
     kept = grant(user, other_rp.client_id)
 
-    assert settings.revoke_app(user, rp.client_id) is True
+    assert account_apps.revoke_app(user, rp.client_id) is True
 
     for row in (*revoked, kept):
         db.session.refresh(row)
@@ -274,7 +275,7 @@ def test_revoke_app_removes_consent_and_revokes_grants(app: Flask) -> None:
     assert kept.revoked_at is None
     consents = db.session.scalars(select(Consent.client_id)).all()
     assert consents == [other_rp.client_id]
-    assert settings.revoke_app(user, rp.client_id) is False
+    assert account_apps.revoke_app(user, rp.client_id) is False
 
 
 def test_revoke_app_does_nothing_to_another_persons_app(app: Flask) -> None:
@@ -284,7 +285,7 @@ def test_revoke_app_does_nothing_to_another_persons_app(app: Flask) -> None:
     remember_consent(bob.id, rp.client_id, "openid")
     bobs_grant = grant(bob, rp.client_id)
 
-    assert settings.revoke_app(user, rp.client_id) is False
+    assert account_apps.revoke_app(user, rp.client_id) is False
 
     db.session.refresh(bobs_grant)
     assert bobs_grant.revoked_at is None

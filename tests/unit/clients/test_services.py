@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from authserver.audit.actor import Actor
 from authserver.audit.services import query
 from authserver.clients.cache import load_client
 from authserver.clients.metadata import ClientError
@@ -21,7 +22,7 @@ from authserver.clients.services import (
     update_client,
 )
 from authserver.extensions import db
-from authserver.roles.ceiling import SYSTEM, Actor, PrivilegeError
+from authserver.roles.ceiling import SYSTEM, PrivilegeError
 
 REDIRECT_URI = "https://rp.example.com/callback"
 

@@ -14,14 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from authserver.audit import Actor
 from authserver.roles import ceiling
 from authserver.roles.ceiling import (
     ALL,
     CLI,
     DYNAMIC_REGISTRATION,
     SYSTEM,
-    Actor,
     PrivilegeError,
+    client_actor,
+    person_actor,
 )
 from authserver.roles.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
 
@@ -154,7 +156,7 @@ def test_a_client_holds_its_roles_and_users_read_when_first_party(
 
 @given(power, power)
 def test_a_person_through_a_client_never_exceeds_either(mine: frozenset, tool: frozenset) -> None:
-    actor = Actor.person(person(role("mine", mine)), within=tool)
+    actor = person_actor(person(role("mine", mine)), within=tool)
     assert ceiling.within(mine, actor.power) and ceiling.within(tool, actor.power)
     assert actor.type == "user" and actor.id == "sub-1"
 
@@ -169,8 +171,8 @@ def test_the_builtin_actors() -> None:
 
 def test_a_service_acts_with_its_roles_only() -> None:
     admin_role = role("admin", [ALL])
-    assert Actor.client(client(admin_role, skip_consent=True)).power == {ALL}
-    assert Actor.client(client()).power == ceiling.NOTHING
+    assert client_actor(client(admin_role, skip_consent=True)).power == {ALL}
+    assert client_actor(client()).power == ceiling.NOTHING
 
 
 @given(power)
