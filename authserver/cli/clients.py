@@ -16,7 +16,7 @@ from ..admin.services.clients import (
     rotate_client_secret,
     set_client_active,
 )
-from ..clients.registration import issue_initial_access_token
+from ..clients.initial_access import issue_initial_access_token
 from ..clients.services import client_metadata, list_clients
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
 from .lookup import cli_actor, fail, find_client

@@ -8,16 +8,15 @@ within that bound; a change made here is seen at once (`invalidate_client_cache`
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import event, select
 
+from ..core.secrets import matches_hash
 from ..extensions import db
 from .models import Client
 from .origins import invalidate_origin_cache
@@ -127,8 +126,7 @@ class OAuthClient:
         """Constant-time comparison of SHA-256 digests."""
         if not self.client_secret_hash or not isinstance(client_secret, str):
             return False
-        digest = sha256(client_secret.encode("utf-8", "surrogatepass")).hexdigest()
-        return hmac.compare_digest(digest, self.client_secret_hash)
+        return matches_hash(client_secret, self.client_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         """A client authenticates only with the method it registered, at every endpoint."""

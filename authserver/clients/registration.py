@@ -20,31 +20,28 @@ same ceiling, and a client given more since (by an admin) is no longer changed h
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
-from hashlib import sha256
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from ..audit import record
 from ..audit.actor import Actor
 from ..core import capabilities
-from ..extensions import db, utcnow
+from ..core.secrets import hash_secret, new_token, same_secret
+from ..extensions import db
 from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
 from . import services
 from .cache import invalidate_client_cache
+from .initial_access import consume_initial_token, find_initial_token
 from .metadata import ClientError
 from .models import Client, InitialAccessToken
 from .services import client_metadata, create_client, get_client
 
 logger = logging.getLogger(__name__)
 
-INITIAL_TOKEN_TTL = 24 * 60 * 60
 # Scopes never granted through self-service registration (the admin API's scope).
 FORBIDDEN_SCOPES = frozenset({"admin"})
 DEFAULT_SCOPE = "openid profile email"
@@ -74,50 +71,17 @@ class RegistrationError(Exception):
         return {"error": self.error, "error_description": self.description}
 
 
-def hash_token(token: str) -> str:
-    """SHA-256 hex digest of an initial or registration access token."""
-    return sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# Initial access tokens
-
-
-def issue_initial_access_token(
-    note: str = "", created_by: str | None = None, ttl: int = INITIAL_TOKEN_TTL
-) -> str:
-    """RFC 7591 section 3: a single-use token allowing one registration; returned only once."""
-    if ttl <= 0:
-        raise ValueError("ttl must be greater than zero seconds")
-    token = secrets.token_urlsafe(32)
-    now = utcnow()
-    row = InitialAccessToken(
-        token_hash=hash_token(token),
-        note=(note or "")[:200],
-        created_by=created_by,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl),
-    )
-    db.session.add(row)
-    # Without created_by the actor is the signed-in person, or the system (CLI).
-    record(
-        "client.initial_token_issued",
-        actor=created_by,
-        details={"note": row.note, "expires_at": row.expires_at.isoformat()},
-    )
-    db.session.commit()
-    logger.info("initial access token issued: note=%r created_by=%s", note, created_by)
-    return token
-
-
 # RFC 7591: registration
 
 
 def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     """RFC 7591 section 3.1: register a client; returns the client information response."""
-    initial = _live_initial_token(initial_token)
+    initial = live_initial_token(initial_token)
     requested = requested_metadata(metadata)
     name = requested.pop("client_name")
-    _consume_initial_token(initial)
+    if not consume_initial_token(initial):
+        db.session.rollback()
+        raise unauthorized("the initial access token is invalid, used or expired")
     try:
         # create_client commits, storing the consumed initial token with the client.
         client, secret = create_client(
@@ -129,8 +93,8 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     if name is None:
         # RFC 7591 section 2: without a client_name the server may show the client_id.
         client.name = client.client_id
-    registration_token = secrets.token_urlsafe(32)
-    client.registration_access_token_hash = hash_token(registration_token)
+    registration_token = new_token()
+    client.registration_access_token_hash = hash_secret(registration_token)
     db.session.execute(
         update(InitialAccessToken)
         .where(InitialAccessToken.id == initial.id)
@@ -148,33 +112,14 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     return client_information(client, registration_token, secret)
 
 
-def _live_initial_token(token: str | None) -> InitialAccessToken:
+def live_initial_token(token: str | None) -> InitialAccessToken:
     """The unused, unexpired initial access token presented, or 401 invalid_token."""
     if not token:
         raise unauthorized("an initial access token is required", missing=True)
-    row = db.session.scalar(
-        select(InitialAccessToken).where(InitialAccessToken.token_hash == hash_token(token))
-    )
-    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+    row = find_initial_token(token)
+    if row is None:
         raise unauthorized("the initial access token is invalid, used or expired")
     return row
-
-
-def _consume_initial_token(row: InitialAccessToken) -> None:
-    """Mark it used in this transaction: of two concurrent registrations only one gets it."""
-    now = utcnow()
-    result = db.session.execute(
-        update(InitialAccessToken)
-        .where(
-            InitialAccessToken.id == row.id,
-            InitialAccessToken.used_at.is_(None),
-            InitialAccessToken.expires_at > now,
-        )
-        .values(used_at=now)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()
-        raise unauthorized("the initial access token is invalid, used or expired")
 
 
 # RFC 7592: management
@@ -214,8 +159,8 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
     except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
     # The server MAY rotate the token (section 2.2); doing so limits a leaked one's life.
-    registration_token = secrets.token_urlsafe(32)
-    client.registration_access_token_hash = hash_token(registration_token)
+    registration_token = new_token()
+    client.registration_access_token_hash = hash_secret(registration_token)
     db.session.commit()
     return client_information(client, registration_token)
 
@@ -245,7 +190,7 @@ def authorized_client(client_id: str, registration_token: str | None) -> Client:
         raise unauthorized("a registration access token is required", missing=True)
     client = get_client(client_id)
     expected = client.registration_access_token_hash if client is not None else None
-    matches = hmac.compare_digest(expected or NO_HASH, hash_token(registration_token))
+    matches = same_secret(expected or NO_HASH, hash_secret(registration_token))
     if client is None or expected is None or not matches:
         raise unauthorized("the registration access token is invalid")
     return client
@@ -277,9 +222,7 @@ def _check_update_request(client: Client, metadata: Any) -> None:
     if "client_secret" in metadata:
         secret = metadata["client_secret"]
         expected = client.client_secret_hash or NO_HASH
-        if not isinstance(secret, str) or not hmac.compare_digest(
-            expected, services.hash_secret(secret)
-        ):
+        if not isinstance(secret, str) or not same_secret(expected, hash_secret(secret)):
             raise RegistrationError(400, "invalid_request", "client_secret does not match")
 
 

@@ -10,9 +10,7 @@ is never given, nor changed by, more than the actor holds.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable
-from hashlib import sha256
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
@@ -22,6 +20,7 @@ from ..accounts.services import get_user_by_sub
 from ..audit import record
 from ..audit.actor import Actor
 from ..core import capabilities
+from ..core.secrets import hash_secret, new_token
 from ..extensions import db, precise_utcnow
 from ..orgs.services import member_slugs
 from ..roles import ceiling
@@ -38,11 +37,6 @@ from .metadata import (
 from .models import Client
 
 logger = logging.getLogger(__name__)
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 hex digest of a client secret (high-entropy, so a fast hash is right)."""
-    return sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def create_client(
@@ -90,7 +84,7 @@ def create_client(
         is_resource_server=bool(is_resource_server),
     )
     client.roles = held
-    secret = None if auth_method == capabilities.NONE else secrets.token_urlsafe(32)
+    secret = None if auth_method == capabilities.NONE else new_token()
     client.client_secret_hash = None if secret is None else hash_secret(secret)
     db.session.add(client)
     db.session.commit()
@@ -174,7 +168,7 @@ def rotate_secret(client: Client, *, actor: Actor) -> str:
     require_may_manage(actor, client)
     if client.token_endpoint_auth_method == capabilities.NONE:
         raise ClientError("a public client (token_endpoint_auth_method none) has no secret")
-    secret = secrets.token_urlsafe(32)
+    secret = new_token()
     client.client_secret_hash = hash_secret(secret)
     client.tokens_not_before = precise_utcnow()
     db.session.commit()
@@ -268,7 +262,7 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
 def new_client_id() -> str:
     """A random client_id that never starts with "-", so command lines do not take it for a flag."""
     while True:
-        client_id = secrets.token_urlsafe(18)
+        client_id = new_token(18)
         if not client_id.startswith("-"):
             return client_id
 

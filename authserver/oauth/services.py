@@ -18,14 +18,14 @@ from ..accounts.services import sub_of
 from ..accounts.signals import signed_out_everywhere
 from ..audit import record
 from ..clients.cache import OAuthClient
-from ..core.secrets import new_hex_id
+from ..core.secrets import hash_secret, new_hex_id, new_token
 from ..extensions import db, utcnow
 from ..oidc.claims import claims_for
 from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs, organization_claims
 from ..roles import ceiling
 from .errors import InvalidTargetError
 from .models import AuthorizationCode, DeviceCode, Grant, RefreshToken
-from .tokens import hash_secret_value, issue_access_token, new_secret_value
+from .tokens import issue_access_token
 
 
 def audience_for(resources: list[str] | None) -> str | list[str]:
@@ -133,11 +133,11 @@ def issue_user_tokens(
     }
     now = utcnow()
     if include_refresh_token:
-        value = new_secret_value()
+        value = new_token()
         expires_at = now + timedelta(seconds=config.refresh_token_ttl)
         db.session.add(
             RefreshToken(
-                token_hash=hash_secret_value(value),
+                token_hash=hash_secret(value),
                 grant_id=grant.id,
                 client_id=client.client_id,
                 scope=grant.scope,

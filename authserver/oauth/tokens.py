@@ -9,10 +9,8 @@ by `jti` until they expire.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 
 from flask import current_app
@@ -21,6 +19,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import bindparam, exists, or_, select
 
 from ..clients.cache import load_client
+from ..core.secrets import new_token
 from ..extensions import db, utcnow
 from ..keys import current_keyring
 from ..keys.jws import sign_compact
@@ -31,18 +30,8 @@ ACCESS_TOKEN_TYP = "at+jwt"
 MAX_TOKEN_LENGTH = 8192
 
 
-def hash_secret_value(value: str) -> str:
-    """SHA-256 hex of a high-entropy secret (codes, refresh tokens, session ids)."""
-    return sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def new_secret_value() -> str:
-    """A fresh 256-bit opaque value for codes and refresh tokens."""
-    return secrets.token_urlsafe(32)
-
-
 def new_jti(grant_id: str | None) -> str:
-    suffix = secrets.token_urlsafe(12)
+    suffix = new_token(12)
     return f"{grant_id}.{suffix}" if grant_id else suffix
 
 

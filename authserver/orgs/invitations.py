@@ -1,14 +1,12 @@
 """Invitations to an organization: e-mailed links that make the invited person a member.
 
-Invitation links carry `secrets.token_urlsafe(32)`; only its SHA-256 is stored, it
+Invitation links carry `new_token()`; only its SHA-256 is stored, it
 expires after seven days and is accepted once (an atomic UPDATE ... WHERE accepted_at
 IS NULL), and only by the invited address once it is verified.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +15,7 @@ from sqlalchemy import select, update
 from ..accounts.models import Role, User
 from ..accounts.services import is_valid_email, normalize_email
 from ..audit.actor import Actor
+from ..core.secrets import hash_secret, new_token
 from ..extensions import db, utcnow
 from ..mail import send_mail
 from ..mail.links import absolute_url, describe_duration
@@ -28,11 +27,6 @@ INVITATION_TTL = timedelta(days=7)
 UNVERIFIED_INVITEE = "confirm your e-mail address first, then open the invitation again"
 # token_urlsafe(32) is 43 characters; anything much longer is not ours.
 MAX_TOKEN_LENGTH = 128
-
-
-def hash_token(token: str) -> str:
-    """The stored form of an invitation token: SHA-256, hex."""
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def invite(
@@ -51,12 +45,12 @@ def invite(
     role = org_role(role_name)
     now = utcnow()
     _revoke_pending(organization, address, now)
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     invitation = Invitation(
         organization_id=organization.id,
         email=address,
         role_id=role.id,
-        token_hash=hash_token(token),
+        token_hash=hash_secret(token),
         invited_by=invited_by.id if invited_by is not None else None,
         created_at=now,
         expires_at=now + INVITATION_TTL,
@@ -122,7 +116,7 @@ def find_invitation(token: str | None) -> Invitation | None:
         return None
     return db.session.scalar(
         select(Invitation).where(
-            Invitation.token_hash == hash_token(token),
+            Invitation.token_hash == hash_secret(token),
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
             Invitation.expires_at > utcnow(),

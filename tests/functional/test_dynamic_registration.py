@@ -12,9 +12,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from authserver.audit.models import AuditEvent
+from authserver.clients.initial_access import issue_initial_access_token
 from authserver.clients.models import Client, InitialAccessToken
-from authserver.clients.registration import hash_token, issue_initial_access_token
 from authserver.clients.services import get_client
+from authserver.core.secrets import hash_secret as hash_token
 from authserver.extensions import db, utcnow
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.oauth_helpers import basic, exchange, get_code, pkce_pair, sign_in

@@ -48,10 +48,9 @@ def absolute_module(relative: str, node: ast.ImportFrom) -> str:
     """The dotted name an import refers to, relative imports resolved."""
     if node.level == 0:
         return node.module or ""
-    parts = ["authserver", *relative.removesuffix(".py").split("/")]
-    if parts[-1] == "__init__":
-        parts.pop()
-    base = parts[: len(parts) - node.level]
+    # The importing module's package: for a/b.py and a/__init__.py alike, authserver.a.
+    parts = ["authserver", *relative.removesuffix(".py").split("/")][:-1]
+    base = parts[: len(parts) - node.level + 1]
     return ".".join([*base, node.module] if node.module else base)
 
 

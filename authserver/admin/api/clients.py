@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from ...clients.initial_access import issue_initial_access_token as issue
 from ...clients.models import Client
-from ...clients.registration import issue_initial_access_token as issue
 from ...clients.services import get_client as find_client
 from ...clients.services import list_clients as all_clients
 from ..api_schemas import (

@@ -7,8 +7,8 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from ...clients.initial_access import issue_initial_access_token
 from ...clients.models import Client
-from ...clients.registration import issue_initial_access_token
 from ...clients.services import get_client, list_clients
 from ...roles import ceiling
 from ...roles.ceiling import PrivilegeError

@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ...clients.cache import OAuthClient
 from ...core import capabilities
+from ...core.secrets import hash_secret, new_token
 from ...extensions import db, utcnow
 from ..device import normalize_user_code
 from ..models import DeviceCode
 from ..services import check_resources
-from ..tokens import hash_secret_value, new_secret_value
 
 log = logging.getLogger(__name__)
 USER_CODE_ATTEMPTS = 5
@@ -65,7 +65,7 @@ class DeviceAuthorizationEndpoint(BaseDeviceAuthorizationEndpoint):
 
     def generate_device_code(self) -> str:
         """Section 5.2: high entropy; only its hash is stored."""
-        return new_secret_value()
+        return new_token()
 
     def get_verification_uri(self) -> str:
         """Section 3.2: short, on our own origin, for a person to type."""
@@ -78,7 +78,7 @@ class DeviceAuthorizationEndpoint(BaseDeviceAuthorizationEndpoint):
         now = utcnow()
         db.session.add(
             DeviceCode(
-                device_code_hash=hash_secret_value(data["device_code"]),
+                device_code_hash=hash_secret(data["device_code"]),
                 user_code=normalize_user_code(data["user_code"]),
                 client_id=client_id,
                 scope=scope,

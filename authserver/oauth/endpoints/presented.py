@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ...core.secrets import hash_secret
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
-from ..tokens import AccessToken, decode_access_token, hash_secret_value, is_revoked
+from ..tokens import AccessToken, decode_access_token, is_revoked
 
 
 @dataclass
@@ -66,6 +67,6 @@ def _find_refresh(value: str) -> PresentedToken | None:
     if len(value) > 512:
         return None
     row = db.session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == hash_secret_value(value))
+        select(RefreshToken).where(RefreshToken.token_hash == hash_secret(value))
     )
     return PresentedToken(refresh=row) if row is not None else None

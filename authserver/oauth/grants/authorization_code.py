@@ -13,11 +13,11 @@ from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...core import capabilities
+from ...core.secrets import hash_secret, new_token
 from ...extensions import db, utcnow
 from ..interaction import AuthorizationContext
 from ..models import AuthorizationCode, Grant
 from ..services import revoke_replayed_grant, start_token_family
-from ..tokens import hash_secret_value, new_secret_value
 from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
     family: Grant
 
     def generate_authorization_code(self) -> str:
-        return new_secret_value()
+        return new_token()
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         """Store the code's hash with everything the token request and id_token need.
@@ -65,7 +65,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         now = utcnow()
         db.session.add(
             AuthorizationCode(
-                code_hash=hash_secret_value(code),
+                code_hash=hash_secret(code),
                 client_id=ctx.client.client_id,
                 user_id=ctx.user.id,
                 session_id=session.id,
@@ -97,7 +97,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         if not isinstance(code, str) or len(code) > 512:
             return None
         found = (
-            db.session.execute(CODE_WITH_USER, {"code_hash": hash_secret_value(code)})
+            db.session.execute(CODE_WITH_USER, {"code_hash": hash_secret(code)})
             .unique()
             .one_or_none()
         )

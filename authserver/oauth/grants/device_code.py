@@ -13,10 +13,10 @@ from sqlalchemy import select, true, update
 
 from ...accounts.models import User
 from ...core import capabilities
+from ...core.secrets import hash_secret
 from ...extensions import db, utcnow
 from ..models import DeviceCode, Grant
 from ..services import start_token_family
-from ..tokens import hash_secret_value
 from .base import AuthlibTokenGrant
 
 # Section 3.5: "the interval MUST be increased by 5 seconds for this and all subsequent requests".
@@ -53,7 +53,7 @@ class DeviceCodeGrant(AuthlibTokenGrant, BaseDeviceCodeGrant):
         if not isinstance(device_code, str) or len(device_code) > 512:
             return None
         return db.session.scalar(
-            select(DeviceCode).where(DeviceCode.device_code_hash == hash_secret_value(device_code))
+            select(DeviceCode).where(DeviceCode.device_code_hash == hash_secret(device_code))
         )
 
     def validate_device_credential(self, credential: DeviceCode) -> User:

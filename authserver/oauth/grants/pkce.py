@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
 
 from ...core import capabilities
+from ...core.secrets import same_secret
 
 
 def compare_s256(code_verifier: str, code_challenge: str) -> bool:
     """RFC 7636 section 4.6: BASE64URL(SHA256(verifier)) == challenge, in constant time."""
     expected = create_s256_code_challenge(code_verifier)
-    return hmac.compare_digest(expected.encode(), code_challenge.encode())
+    return same_secret(expected, code_challenge)
 
 
 class RequiredS256CodeChallenge(CodeChallenge):

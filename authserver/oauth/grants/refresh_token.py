@@ -11,10 +11,10 @@ from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...core import capabilities
+from ...core.secrets import hash_secret
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
 from ..services import issue_user_tokens, revoke_replayed_grant
-from ..tokens import hash_secret_value
 from .base import AuthlibTokenGrant
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class RefreshTokenGrant(AuthlibTokenGrant, grants.RefreshTokenGrant):
         if not isinstance(refresh_token, str) or len(refresh_token) > 512:
             return None
         found = (
-            db.session.execute(TOKEN_GRANT_USER, {"token_hash": hash_secret_value(refresh_token)})
+            db.session.execute(TOKEN_GRANT_USER, {"token_hash": hash_secret(refresh_token)})
             .unique()
             .one_or_none()
         )

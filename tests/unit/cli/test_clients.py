@@ -8,7 +8,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from authserver.clients.models import Client
-from authserver.clients.services import get_client, hash_secret
+from authserver.clients.services import get_client
+from authserver.core.secrets import hash_secret
 from authserver.extensions import db
 
 WEB_CLIENT = [

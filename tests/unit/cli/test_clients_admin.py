@@ -12,7 +12,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from authserver.audit.models import AuditEvent
-from authserver.clients.services import get_client, hash_secret
+from authserver.clients.services import get_client
+from authserver.core.secrets import hash_secret
 from authserver.extensions import db
 from tests.factories import make_client
 
