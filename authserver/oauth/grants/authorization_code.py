@@ -8,11 +8,12 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...core import capabilities
+from ...core.once import run_once, use_once_statement
 from ...core.secrets import hash_secret, new_token
 from ...extensions import db, utcnow
 from ..interaction import AuthorizationContext
@@ -28,13 +29,9 @@ CODE_WITH_USER = (
     .where(AuthorizationCode.code_hash == bindparam("code_hash"))
     .options(joinedload(User.roles))
 )
-# RFC 6749 section 4.1.2: a code is redeemed once; a Core statement, no ORM bookkeeping.
-_codes = AuthorizationCode.__table__
-CONSUME = (
-    update(_codes)
-    .where(_codes.c.id == bindparam("code_id"), _codes.c.used_at.is_(None))
-    .values(used_at=bindparam("used_at"))
-)
+# RFC 6749 section 4.1.2: a code is redeemed once (core.once, built once for this hot path;
+# expiry is checked on the row read just before).
+CONSUME = use_once_statement(AuthorizationCode, expires_column=None)
 
 
 class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
@@ -110,8 +107,7 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
             return None
         if row.expires_at <= now:
             return None
-        consumed = db.session.connection().execute(CONSUME, {"code_id": row.id, "used_at": now})
-        if consumed.rowcount != 1:
+        if not run_once(CONSUME, row.id, now=now):
             # Another request redeemed it between our read and our write: still a replay.
             # Our update waited for the winner's commit, so its grant is there to revoke.
             log.warning("authorization code redeemed twice at once for client %s", row.client_id)

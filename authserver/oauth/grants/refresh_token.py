@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, grants
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from ...accounts.models import User
 from ...core import capabilities
+from ...core.once import run_once, use_once_statement
 from ...core.secrets import hash_secret
 from ...extensions import db, utcnow
 from ..models import Grant, RefreshToken
@@ -27,16 +28,10 @@ TOKEN_GRANT_USER = (
     .where(RefreshToken.token_hash == bindparam("token_hash"))
     .options(joinedload(User.roles))
 )
-# RFC 9700 section 4.14.2: consume the token only if nobody else did (a Core statement:
-# no ORM session synchronisation, no autoflush).
-CONSUME = (
-    update(RefreshToken.__table__)
-    .where(
-        RefreshToken.__table__.c.id == bindparam("token_id"),
-        RefreshToken.__table__.c.used_at.is_(None),
-        RefreshToken.__table__.c.revoked_at.is_(None),
-    )
-    .values(used_at=bindparam("used_at"))
+# RFC 9700 section 4.14.2: consume the token only if nobody else did (core.once, built
+# once: no ORM session synchronisation, no autoflush). Expiry is checked on the row read.
+CONSUME = use_once_statement(
+    RefreshToken, expires_column=None, when=(RefreshToken.__table__.c.revoked_at.is_(None),)
 )
 
 
@@ -103,10 +98,7 @@ class RefreshTokenGrant(AuthlibTokenGrant, grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         """Consume the presented token atomically, in the transaction that stores its successor."""
-        consumed = db.session.connection().execute(
-            CONSUME, {"token_id": refresh_token.id, "used_at": utcnow()}
-        )
-        if consumed.rowcount != 1:
+        if not run_once(CONSUME, refresh_token.id):
             # A concurrent request rotated it first: the same token was used twice.
             self._reuse_detected(refresh_token)
             raise InvalidGrantError("The refresh token was already used.")
