@@ -157,6 +157,22 @@ class Config:
         """Check every value and fill in the derived defaults."""
         if self.env not in ("development", "production", "testing"):
             raise ConfigError(f"{PREFIX}ENV: expected development, production or testing")
+        self._check_issuer()
+        if self.access_token_alg not in SUPPORTED_ACCESS_TOKEN_ALGS:
+            raise ConfigError(
+                f"{PREFIX}ACCESS_TOKEN_ALG: expected one of "
+                + ", ".join(SUPPORTED_ACCESS_TOKEN_ALGS)
+            )
+        for name in POSITIVE_SETTINGS:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
+        self._check_services()
+        self._check_pages()
+        for name in LIMIT_SETTINGS:
+            _check_limits(name, getattr(self, name))
+        return self._with_derived_defaults()
+
+    def _check_issuer(self) -> None:
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{PREFIX}ISSUER: expected an http(s) URL, got {self.issuer!r}")
@@ -164,30 +180,8 @@ class Config:
             raise ConfigError(f"{PREFIX}ISSUER: no query, fragment or trailing slash allowed")
         if self.is_production and parts.scheme != "https":
             raise ConfigError(f"{PREFIX}ISSUER: must be https in production")
-        if self.access_token_alg not in SUPPORTED_ACCESS_TOKEN_ALGS:
-            raise ConfigError(
-                f"{PREFIX}ACCESS_TOKEN_ALG: expected one of "
-                + ", ".join(SUPPORTED_ACCESS_TOKEN_ALGS)
-            )
-        for name in (
-            "access_token_ttl",
-            "id_token_ttl",
-            "refresh_token_ttl",
-            "authorization_code_ttl",
-            "session_ttl",
-            "cache_ttl",
-            "password_reset_ttl",
-            "email_verification_ttl",
-            "device_code_ttl",
-            "device_poll_interval",
-            "admin_reauth_after",
-            "lockout_threshold",
-            "lockout_duration",
-            "audit_retention_days",
-            "mail_retention_days",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
+
+    def _check_services(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(f"{PREFIX}REDIS_URL: expected a redis:// URL")
         if self.mail_url and urlsplit(self.mail_url).scheme not in ("smtp", "smtps"):
@@ -195,21 +189,16 @@ class Config:
         if self.mail_sender not in ("thread", "external"):
             raise ConfigError(f"{PREFIX}MAIL_SENDER: expected thread or external")
 
+    def _check_pages(self) -> None:
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
             raise ConfigError(f"{PREFIX}ACCENT_COLOR: expected a colour like #3b5bdb")
-        for name in (
-            "ratelimit_pages",
-            "ratelimit_api",
-            "mail_limit_recipient",
-            "mail_limit_account",
-            "mail_limit_ip",
-        ):
-            _check_limits(name, getattr(self, name))
         if not self.logo_url.startswith("/") or self.logo_url.startswith("//"):
             # The pages' CSP (default-src 'self') only loads images from this server.
             raise ConfigError(
                 f"{PREFIX}LOGO_URL: expected a path on this server, like /static/logo.svg"
             )
+
+    def _with_derived_defaults(self) -> Config:
         instance = Path(self.instance_path or Path.cwd() / "instance").resolve()
         secret_key = self.secret_key
         if not secret_key:
@@ -222,6 +211,34 @@ class Config:
         return replace(
             self, instance_path=str(instance), secret_key=secret_key, database_url=database_url
         )
+
+
+# Durations, counts and retention periods: each must be greater than zero.
+POSITIVE_SETTINGS = (
+    "access_token_ttl",
+    "id_token_ttl",
+    "refresh_token_ttl",
+    "authorization_code_ttl",
+    "session_ttl",
+    "cache_ttl",
+    "password_reset_ttl",
+    "email_verification_ttl",
+    "device_code_ttl",
+    "device_poll_interval",
+    "admin_reauth_after",
+    "lockout_threshold",
+    "lockout_duration",
+    "audit_retention_days",
+    "mail_retention_days",
+)
+# Rate limits in Flask-Limiter's notation.
+LIMIT_SETTINGS = (
+    "ratelimit_pages",
+    "ratelimit_api",
+    "mail_limit_recipient",
+    "mail_limit_account",
+    "mail_limit_ip",
+)
 
 
 def _check_limits(name: str, value: str) -> None:

@@ -60,7 +60,6 @@ def create_client(
     Its roles, first-party status and own-token scopes must lie within what the actor
     could hold itself (roles.ceiling; PrivilegeError otherwise).
     """
-    name = _check_name(name)
     auth_method = token_endpoint_auth_method
     grants, redirects = _check_flows(grant_types, auth_method, redirect_uris)
     checked_scope = check_scope(scope)
@@ -68,7 +67,7 @@ def create_client(
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
     client = Client(
         client_id=new_client_id(),
-        name=name,
+        name=_check_name(name),
         redirect_uris=redirects,
         post_logout_redirect_uris=check_redirect_uris(
             post_logout_redirect_uris, "post_logout_redirect_uri"
@@ -84,13 +83,21 @@ def create_client(
         is_resource_server=bool(is_resource_server),
     )
     client.roles = held
-    secret = None if auth_method == capabilities.NONE else new_token()
-    client.client_secret_hash = None if secret is None else hash_secret(secret)
+    secret = _give_secret(client)
     db.session.add(client)
     db.session.commit()
     invalidate_client_cache(client.client_id)
     logger.info("client registered: client_id=%s name=%r", client.client_id, client.name)
     return client, secret
+
+
+def _give_secret(client: Client) -> str | None:
+    """A new secret for a confidential client (stored hashed); None for a public one."""
+    if client.token_endpoint_auth_method == capabilities.NONE:
+        return None
+    secret = new_token()
+    client.client_secret_hash = hash_secret(secret)
+    return secret
 
 
 class ClientChanges(TypedDict, total=False):
