@@ -58,12 +58,14 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     from .admin import views as admin_views
     from .cli import register_commands
     from .clients import registration_views
+    from .core import uow
     from .extensions import csrf, db
     from .oauth import device_views
     from .oidc import logout
     from .orgs import views as org_views
 
     db.init_app(app)
+    uow.init_app(app)
     if config.database_url.startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
@@ -95,6 +97,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     ):
         app.register_blueprint(blueprint)
     register_commands(app)
+    uow.wrap_commands(app.cli)
     return app
 
 

@@ -802,6 +802,7 @@ def run_cases(app: Flask, actor: Actor) -> None:
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_console_keeps_each_person_under_their_ceiling(
     app: Flask, world: World, role: str
 ) -> None:
@@ -809,6 +810,7 @@ def test_the_console_keeps_each_person_under_their_ceiling(
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_api_keeps_each_persons_token_under_their_ceiling(
     app: Flask, world: World, role: str
 ) -> None:
@@ -816,6 +818,7 @@ def test_the_api_keeps_each_persons_token_under_their_ceiling(
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_api_keeps_each_service_under_its_roles(app: Flask, world: World, role: str) -> None:
     run_cases(app, service_actor(app, role))
 
