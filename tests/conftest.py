@@ -19,15 +19,17 @@ from __future__ import annotations
 import functools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2.bccache import Bucket, BytecodeCache
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from werkzeug.routing import Rule
 
 from authserver import create_app
 
@@ -43,12 +45,36 @@ COMMITTING_MARKERS = ("live", "postgres")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _build_urls_lazily()
     config.addinivalue_line("markers", "slow: takes more than a second")
     config.addinivalue_line(
         "markers",
         "commits: the test's apps commit for real (another connection reads what they "
         "wrote); every table is emptied after it instead of a rollback",
     )
+
+
+def _build_urls_lazily() -> None:
+    """Compile a URL rule's builder when a test first builds that URL, not in create_app.
+
+    Werkzeug compiles two builders (Python code, through `ast` and `compile`) for every
+    rule as it is added: most of create_app's time, repeated for the app every test
+    makes, though a test builds a handful of URLs. The builder compiled is the same.
+    """
+    compile_builder = Rule._compile_builder
+
+    def lazily(rule: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        compiled: Callable[..., tuple[str, str]] | None = None
+
+        def build(self: Rule, **values: Any) -> tuple[str, str]:
+            nonlocal compiled
+            if compiled is None:
+                compiled = compile_builder(self, append_unknown)
+            return compiled(self, **values)
+
+        return build
+
+    Rule._compile_builder = lazily  # type: ignore[method-assign]
 
 
 def commits_for_real(item: pytest.Item) -> bool:
@@ -164,6 +190,7 @@ def app_factory(
     def make(**extra: Any) -> Flask:
         app = create_app(app_overrides(database_url, instance_dir, **extra))
         app.before_request(_forget_request_globals)
+        app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
         made.append(app)
         with app.app_context():
             _tune_sqlite(db.engine)
@@ -198,6 +225,28 @@ def app(app_factory: Any) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+class CompiledTemplates(BytecodeCache):
+    """Templates compiled once per worker, not once per app (each test makes its own).
+
+    Jinja keys a template's bytecode by its name and a checksum of its source, so an
+    edited template is compiled again.
+    """
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self.compiled.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = CompiledTemplates()
 
 
 class OuterTransaction:
