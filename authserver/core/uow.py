@@ -48,11 +48,13 @@ def init_app(app: Flask) -> None:
     """
     app.after_request(_finish_request)
     app.teardown_request(_abandon_request)
-    if not event.contains(Session, "after_flush", _noticed_flush):
-        event.listen(Session, "after_flush", _noticed_flush)
-        event.listen(Session, "do_orm_execute", _noticed_statement)
-        event.listen(Session, "after_commit", _forget)
-        event.listen(Session, "after_rollback", _forget)
+    # On the class of db.session only: sessions of their own (the mail sender's, the key
+    # ring's) are units of work of their own.
+    if not event.contains(db.session, "after_flush", _noticed_flush):
+        event.listen(db.session, "after_flush", _noticed_flush)
+        event.listen(db.session, "do_orm_execute", _noticed_statement)
+        event.listen(db.session, "after_commit", _forget)
+        event.listen(db.session, "after_rollback", _forget)
 
 
 def keep() -> None:
