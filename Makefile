@@ -36,7 +36,7 @@ test: install lint
 screenshots: install
 	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install -y chromium" >&2; exit 1; }
 	rm -rf screenshots
-	@status=0; $(BIN)/pytest tests/browser -q || status=$$?; \
+	@status=0; AUTHSERVER_SCREENSHOTS=1 $(BIN)/pytest tests/browser -q || status=$$?; \
 	echo "Screenshots of every page the browser tests visited: $(CURDIR)/screenshots/<test>/"; \
 	exit $$status
 

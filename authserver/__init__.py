@@ -28,43 +28,47 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    app.config.update(
-        AUTHSERVER=config,
-        TESTING=config.env == "testing",
-        SECRET_KEY=config.secret_key,
-        SECRET_KEY_FALLBACKS=list(config.secret_key_fallbacks),
-        SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config.database_url),
-        SESSION_COOKIE_NAME="authserver_flow",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=config.secure_cookies,
-        PREFERRED_URL_SCHEME="https" if config.secure_cookies else "http",
-        # Request limits (Werkzeug 3.1); parameter counts and lengths: security/limits.py.
-        MAX_CONTENT_LENGTH=64 * 1024,
-        MAX_FORM_MEMORY_SIZE=64 * 1024,
-        MAX_FORM_PARTS=200,
-        WTF_CSRF_TIME_LIMIT=None,
-        WTF_CSRF_SSL_STRICT=False,
-    )
+    app.config.update(_flask_settings(config))
     if config.proxy_fix:
         n = config.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    _init_extensions(app, config, migrations=migrations)
+    _register_blueprints(app)
+    return app
 
-    from . import audit, branding, health, keys, mail, oauth, oidc, orgs, roles, security, sessions  # noqa: F401
-    from .accounts import settings_views, two_step_views
-    from .accounts import views as account_views
-    from .admin import api as admin_api
-    from .admin import views as admin_views
-    from .cli import register_commands
-    from .clients import registration_views
+
+def _flask_settings(config: Config) -> dict[str, Any]:
+    """Flask's own settings, derived from ours."""
+    return {
+        "AUTHSERVER": config,
+        "TESTING": config.env == "testing",
+        "SECRET_KEY": config.secret_key,
+        "SECRET_KEY_FALLBACKS": list(config.secret_key_fallbacks),
+        "SQLALCHEMY_DATABASE_URI": config.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(config.database_url),
+        "SESSION_COOKIE_NAME": "authserver_flow",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": config.secure_cookies,
+        "PREFERRED_URL_SCHEME": "https" if config.secure_cookies else "http",
+        # Request limits (Werkzeug 3.1); parameter counts and lengths: security/limits.py.
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+        "MAX_FORM_PARTS": 200,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": False,
+    }
+
+
+def _init_extensions(app: Flask, config: Config, *, migrations: bool) -> None:
+    """Bind the database, the unit of work and each package's hooks, bottom layer first."""
+    from . import audit, keys, mail, oauth, oidc, roles, security, sessions
     from .clients.origins import is_registered_origin
+    from .core import uow
     from .extensions import csrf, db
-    from .oauth import device_views
-    from .oidc import logout
-    from .orgs import views as org_views
 
     db.init_app(app)
+    uow.init_app(app)
     if config.database_url.startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
@@ -81,6 +85,23 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
     keys.init_app(app)
     oauth.init_app(app)
     oidc.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    """The pages, the console, the admin API and the CLI; then check every endpoint is
+    classified (core/capabilities.py) and every command runs in one unit of work."""
+    from . import branding, health, security
+    from .accounts import settings_views, two_step_views
+    from .accounts import views as account_views
+    from .admin import api as admin_api
+    from .admin import views as admin_views
+    from .cli import register_commands
+    from .clients import registration_views
+    from .core import uow
+    from .oauth import device_views
+    from .oidc import logout
+    from .orgs import views as org_views
+
     for blueprint in (
         account_views.bp,
         settings_views.bp,
@@ -98,7 +119,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, migrations: bool = Tr
         app.register_blueprint(blueprint)
     register_commands(app)
     security.check_app(app)
-    return app
+    uow.wrap_commands(app.cli)
 
 
 def _engine_options(url: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, types
 from sqlalchemy.orm import DeclarativeBase
@@ -54,5 +55,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-db = SQLAlchemy(model_class=Base)
+class Session(FlaskSession):
+    """Flask-SQLAlchemy's session, which also honours a `bind` given to the sessionmaker.
+
+    Flask-SQLAlchemy picks the app's engine whatever the session was bound to; a session
+    bound to one connection (the test suite's rolled-back transaction) keeps to it.
+    """
+
+    def get_bind(
+        self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any
+    ) -> Any:
+        if bind is None and self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
 csrf = CSRFProtect()

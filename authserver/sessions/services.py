@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from flask import session as flow_session
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..accounts.models import User
 from ..extensions import db, utcnow
@@ -97,11 +98,32 @@ def is_live(login_session: LoginSession) -> bool:
 
 
 def _touch(login_session: LoginSession) -> None:
-    """Record activity, at most once per LAST_SEEN_RESOLUTION to spare the database."""
+    """Record activity, at most once per LAST_SEEN_RESOLUTION to spare the database.
+
+    The one deliberate write of a read path: a single UPDATE, guarded in SQL so that
+    concurrent requests of one browser write it once, left to the request's unit of work
+    (authserver.core.uow commits it with the response). Never a commit here: that would
+    end the caller's transaction in the middle of its request.
+    """
     now = utcnow()
-    if now - login_session.last_seen_at >= LAST_SEEN_RESOLUTION:
-        login_session.last_seen_at = now
-        db.session.commit()
+    if now - login_session.last_seen_at < LAST_SEEN_RESOLUTION:
+        return
+    db.session.execute(
+        _TOUCH,
+        {"session_id": login_session.id, "now": now, "before": now - LAST_SEEN_RESOLUTION},
+        execution_options={"synchronize_session": False},
+    )
+    set_committed_value(login_session, "last_seen_at", now)
+
+
+_TOUCH = (
+    update(LoginSession)
+    .where(
+        LoginSession.id == bindparam("session_id"),
+        LoginSession.last_seen_at <= bindparam("before"),
+    )
+    .values(last_seen_at=bindparam("now"))
+)
 
 
 def current_user() -> User | None:
@@ -134,7 +156,6 @@ def start_session(user: User, amr: list[str], acr: str | None = None) -> LoginSe
         expires_at=now + timedelta(seconds=config.session_ttl),
     )
     db.session.add(login_session)
-    db.session.commit()
     _state().update(login_session=login_session, cookie=token)
     return login_session
 
@@ -154,7 +175,6 @@ def _revoke_cookie_session() -> None:
     previous = db.session.get(LoginSession, _session_id(token))
     if previous is not None and previous.revoked_at is None:
         previous.revoked_at = utcnow()
-        db.session.commit()
 
 
 def _reset_flow_session() -> None:

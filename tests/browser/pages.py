@@ -4,7 +4,9 @@ A `Tour` wraps one Playwright page. Each navigation it makes (or that a test
 declares with `check()`) ends with the same checks, so no page a browser test
 visits escapes them:
 
-- a full-page screenshot in screenshots/<test>/<nn>-<slug>.png, for review by eye;
+- a full-page screenshot in screenshots/<test>/<nn>-<slug>.png, for review by eye
+  (`make screenshots`, which sets AUTHSERVER_SCREENSHOTS=1; other runs keep only the
+  screenshot of a failure, as a full-page PNG per page is most of a journey's time);
 - the response headers of every HTML document the server sent on the way (redirects
   included): nosniff, X-Frame-Options DENY, CSP with frame-ancestors 'none' and
   default-src 'self', Referrer-Policy no-referrer;
@@ -18,6 +20,7 @@ visits escapes them:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 
     from tests.browser.accessibility import Accessibility
     from tests.browser.servers import LiveServer
+
+KEEP_SCREENSHOTS = os.environ.get("AUTHSERVER_SCREENSHOTS") == "1"
 
 # Cookies the server sets: the sign-in session and Flask's flow cookie (CSRF, consent).
 SERVER_COOKIES = ("authserver_session", "authserver_flow")
@@ -104,7 +109,9 @@ class Tour:
         self.seen += 1
         slug = _slug(label or urlsplit(self.page.url).path)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(self.folder / f"{self.seen:02d}-{slug}.png"), full_page=True)
+        if KEEP_SCREENSHOTS:
+            path = self.folder / f"{self.seen:02d}-{slug}.png"
+            self.page.screenshot(path=str(path), full_page=True)
         responses, self.pending_responses = self.pending_responses, []
         self.unchecked.clear()
         for response in responses:

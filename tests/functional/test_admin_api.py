@@ -175,6 +175,7 @@ def expect(failures: list[str], endpoint: Endpoint, who: str, ok: bool, got: Tes
         failures.append(f"{endpoint} as {who}: {got.status_code} {got.text[:200]}")
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_every_endpoint_admits_admins_and_services_and_no_one_else(
     app: Flask, client: FlaskClient, tool: AdminTool, admin: str
 ) -> None:
@@ -427,6 +428,7 @@ def test_roles_are_created_changed_and_deleted(client: FlaskClient, admin: str) 
     assert call(client, "GET", "/roles/support", admin).status_code == 404
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_keys_are_listed_without_secrets_and_rotated(client: FlaskClient, admin: str) -> None:
     before = call(client, "GET", "/keys", admin).get_json()["items"]
     assert before and all(

@@ -471,6 +471,7 @@ def test_custom_roles_are_created_edited_and_deleted(app: Flask, world: World) -
     assert refused.status_code == 409 and roles.get_role("admin") is not None
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_rotating_signing_keys_publishes_a_new_key(app: Flask, world: World) -> None:
     browser = _signed_in(app, ADMIN)
     before = {key["kid"] for key in browser.get("/.well-known/jwks.json").json["keys"]}

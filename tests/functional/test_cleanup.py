@@ -12,6 +12,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -253,6 +254,7 @@ def test_cleanup_works_in_batches(app: Flask) -> None:
     assert count(AuditEvent) == 1
 
 
+@pytest.mark.commits  # two cleanups run on threads of their own
 def test_two_cleanups_at_once_delete_each_row_once(app_factory: Any) -> None:
     apps = [app_factory(), app_factory()]
     with apps[0].app_context():

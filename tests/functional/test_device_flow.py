@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jwt
@@ -551,6 +552,7 @@ def test_a_user_code_collision_draws_another_code(
     assert stored("BCDF-GHJK").client_id == rp.client_id
 
 
+@pytest.mark.commits  # two threads redeem at once, each on a connection of its own
 def test_two_concurrent_redemptions_issue_tokens_once(app: Flask, client: FlaskClient) -> None:
     make_user()
     rp, secret = make_device_client()

@@ -19,6 +19,9 @@ from authserver.extensions import db
 from tests.factories import make_user
 from tests.oauth_helpers import csrf_token
 
+# The statements and COMMITs counted are the real ones, not the savepoints of a rollback.
+pytestmark = pytest.mark.commits
+
 NEW_PASSWORD = "plum tree under the bridge"
 # What only an existing (forgot-password) or a new (sign-up) account can write: its link,
 # and the account itself.

@@ -338,6 +338,7 @@ def check(response: Any, what: str, *, nul: bool) -> None:
         assert response.status_code == 400, f"{what}: NUL must be refused at the edge"
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_every_route_survives_hostile_path_query_form_and_json(fuzz_app: Flask) -> None:
     form_names = sorted(form_field_names() | set(PROTOCOL_PARAMETERS))
     json_names = sorted(json_field_names())

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -76,6 +77,7 @@ def test_lock_answers_the_same_for_known_and_unknown_addresses(app_factory: Any)
     assert "Try again later" in locked[2]
 
 
+@pytest.mark.commits  # the mail sender reads the outbox on its own connection
 def test_a_lock_emails_the_owner_once_and_is_audited(app_factory: Any) -> None:
     with running_smtp() as smtp:
         app = app_factory(lockout_threshold=3, mail_url=smtp.url)

@@ -803,6 +803,7 @@ def run_cases(app: Flask, actor: Actor) -> None:
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_console_keeps_each_person_under_their_ceiling(
     app: Flask, world: World, role: str
 ) -> None:
@@ -810,6 +811,7 @@ def test_the_console_keeps_each_person_under_their_ceiling(
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_api_keeps_each_persons_token_under_their_ceiling(
     app: Flask, world: World, role: str
 ) -> None:
@@ -817,6 +819,7 @@ def test_the_api_keeps_each_persons_token_under_their_ceiling(
 
 
 @pytest.mark.parametrize("role", ACTOR_ROLES)
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_the_api_keeps_each_service_under_its_roles(app: Flask, world: World, role: str) -> None:
     run_cases(app, service_actor(app, role))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyotp
+import pytest
 
 from authserver.accounts.totp import begin_enrolment, pending_secret
 from authserver.keys import current_keyring
@@ -14,6 +15,7 @@ from tests.factories import make_user
 NEW_SECRET = "rotated-secret-" + "y" * 40
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_reencrypt_moves_keys_and_totp_secrets_to_the_new_secret(app_factory: Any) -> None:
     old = app_factory()
     with old.app_context():

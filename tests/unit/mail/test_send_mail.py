@@ -21,6 +21,9 @@ from authserver.mail.models import MailMessage
 from tests.browser.mailbox import free_port, html_part, text_part
 from tests.mail_helpers import SmtpServer, delivered, running_smtp
 
+# deliver_due reads the outbox in a session of its own: what a test queued must be committed.
+pytestmark = pytest.mark.commits
+
 LINK = "http://127.0.0.1:5000/password/reset/abc-123"
 
 

@@ -22,6 +22,9 @@ from authserver.mail.models import MailMessage
 from tests.browser.mailbox import free_port
 from tests.mail_helpers import SmtpServer, delivered, running_smtp
 
+# The sender reads the outbox in a session of its own: what a test queued must be committed.
+pytestmark = pytest.mark.commits
+
 CONTEXT = {"name": "", "email": "a@example.com", "link": "http://x/y", "valid_for": "1 day"}
 
 

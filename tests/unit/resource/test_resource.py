@@ -135,6 +135,7 @@ def test_id_token_is_not_an_access_token(app: Flask, api) -> None:
     assert call(api[0], token).status_code == 401
 
 
+@pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_rotation_is_picked_up_on_an_unknown_kid(app: Flask, issuer_client, api) -> None:
     from authserver.keys import current_keyring
 

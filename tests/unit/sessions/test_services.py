@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 
+from authserver.core import uow
 from authserver.extensions import db, utcnow
 from authserver.sessions.models import LoginSession
 from authserver.sessions.services import (
@@ -214,3 +216,20 @@ def test_auth_age_seconds(app: Flask) -> None:
     assert 90 <= auth_age_seconds(login_session) <= 92
     login_session.auth_time = utcnow() + timedelta(seconds=5)
     assert auth_age_seconds(login_session) == 0
+
+
+def test_reading_the_session_never_commits(app: Flask) -> None:
+    """A read path leaves the unit of work to its edge: last_seen_at is written, not committed."""
+    login_session, token = sign_in(app)
+    login_session.last_seen_at = utcnow() - timedelta(minutes=5)
+    db.session.commit()
+    commits: list[object] = []
+    listener = commits.append
+    event.listen(db.session, "after_commit", listener)
+    try:
+        with with_cookie(app, token):
+            assert current_session() is not None
+    finally:
+        event.remove(db.session, "after_commit", listener)
+    assert commits == []
+    assert uow.has_writes(db.session())

@@ -1,0 +1,125 @@
+"""One unit of work per request and per CLI command, committed at the edge (core/uow.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pytest
+from flask import Flask, abort
+from sqlalchemy import event, func, select, update
+
+from authserver.audit.models import AuditEvent
+from authserver.audit.services import record
+from authserver.core import uow
+from authserver.extensions import db
+
+
+@pytest.fixture
+def app(app_factory: Any) -> Any:
+    """An app with routes that write (or not) and answer with the status asked for."""
+    app = app_factory()
+
+    @app.get("/write/<int:status>")
+    def write(status: int) -> Any:
+        record("test.write", actor="tester", actor_type="system")
+        if status == 500:
+            raise RuntimeError("the view failed")
+        return "", status
+
+    @app.get("/keep/<int:status>")
+    def keep(status: int) -> Any:
+        record("test.kept", actor="tester", actor_type="system")
+        uow.keep()
+        return "", status
+
+    @app.get("/statement")
+    def statement() -> Any:
+        db.session.execute(update(AuditEvent).values(actor="changed"))
+        abort(400)
+
+    @app.get("/read")
+    def read() -> Any:
+        return str(db.session.scalar(select(func.count()).select_from(AuditEvent)))
+
+    @app.cli.command("write-then")
+    @click.argument("outcome")
+    def write_then(outcome: str) -> None:
+        record("test.cli", actor="tester", actor_type="system")
+        if outcome == "fail":
+            raise click.ClickException("refused")
+
+    uow.wrap_commands(app.cli)
+    with app.app_context():
+        yield app
+
+
+def events() -> int:
+    """Audit rows that outlive the session's current transaction (what was committed)."""
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+@pytest.fixture
+def transactions(app: Flask) -> dict[str, int]:
+    """How many commits and rollbacks the session made."""
+    seen = {"commit": 0, "rollback": 0}
+
+    def count(kind: str) -> Any:
+        return lambda _session: seen.__setitem__(kind, seen[kind] + 1)
+
+    on_commit, on_rollback = count("commit"), count("rollback")
+    event.listen(db.session, "after_commit", on_commit)
+    event.listen(db.session, "after_rollback", on_rollback)
+    yield seen
+    event.remove(db.session, "after_commit", on_commit)
+    event.remove(db.session, "after_rollback", on_rollback)
+
+
+@pytest.mark.parametrize("status", [200, 204, 302])
+def test_a_request_that_succeeds_commits_its_writes(app: Flask, status: int) -> None:
+    assert app.test_client().get(f"/write/{status}").status_code == status
+    assert events() == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+def test_a_request_that_fails_keeps_nothing(app: Flask, status: int) -> None:
+    assert app.test_client().get(f"/write/{status}").status_code == status
+    assert events() == 0
+
+
+def test_a_statement_counts_as_a_write(app: Flask) -> None:
+    record("test.before", actor="before", actor_type="system")
+    db.session.commit()
+    assert app.test_client().get("/statement").status_code == 400
+    db.session.rollback()
+    assert db.session.scalar(select(AuditEvent.actor)) == "before"
+
+
+def test_kept_writes_outlive_an_error_answer(app: Flask) -> None:
+    assert app.test_client().get("/keep/400").status_code == 400
+    assert events() == 1
+
+
+def test_a_request_that_only_reads_neither_commits_nor_rolls_back(
+    app: Flask, transactions: dict[str, int]
+) -> None:
+    client = app.test_client()
+    client.get("/read")
+    assert client.get("/read").text == "0"
+    assert transactions == {"commit": 0, "rollback": 0}
+
+
+def test_a_command_commits_when_it_succeeds_and_keeps_nothing_when_it_fails(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["write-then", "succeed"]).exit_code == 0
+    assert events() == 1
+    assert runner.invoke(args=["write-then", "fail"]).exit_code == 1
+    assert events() == 1
+
+
+def test_wrapping_the_commands_twice_wraps_them_once(app: Flask) -> None:
+    command = app.cli.commands["write-then"]
+    wrapped = command.callback
+    uow.wrap_commands(app.cli)
+    assert command.callback is wrapped
