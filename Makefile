@@ -51,6 +51,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy authserver
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -11,6 +11,8 @@ from werkzeug.local import LocalProxy
 
 from ..accounts.models import User
 from ..extensions import db
+from ..security.errors import is_database_unavailable
+from .cookie import CookieSessionInterface
 from .services import current_user, write_cookie
 
 log = logging.getLogger(__name__)
@@ -18,8 +20,6 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     """Write the session cookie after each request and expose `current_user` to templates."""
-    from .cookie import CookieSessionInterface
-
     app.session_interface = CookieSessionInterface()
     app.after_request(write_cookie)
     app.context_processor(_template_context)
@@ -35,8 +35,6 @@ def _user_for_templates() -> User | None:
     try:
         return current_user()
     except SQLAlchemyError as error:
-        from ..security.errors import is_database_unavailable
-
         if is_database_unavailable(error):
             log.warning("could not load the signed-in user: the database is unavailable")
         else:
