@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
-from authserver.clients.registration import issue_initial_access_token
+from authserver.clients.initial_access import issue_initial_access_token
 from authserver.orgs.services import create_organization
 from tests.factories import make_client, make_user
 from tests.functional.test_fuzz import (
