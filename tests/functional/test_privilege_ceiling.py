@@ -30,8 +30,8 @@ from werkzeug.test import TestResponse
 
 from authserver.accounts.models import Role, User
 from authserver.audit.models import AuditEvent
-from authserver.clients.models import Client
 from authserver.clients.initial_access import issue_initial_access_token
+from authserver.clients.models import Client
 from authserver.clients.services import get_client
 from authserver.extensions import db
 from authserver.orgs.membership import add_member
