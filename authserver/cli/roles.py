@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 from flask.cli import AppGroup
 
-from ..accounts.models import Role
+from ..admin.serializers import serialize_role
 from ..roles.permissions import PERMISSIONS
 from ..roles.services import RoleError, create_role, delete_role, list_roles, role_holders
 from .lookup import cli_actor, fail, find_role
@@ -16,22 +15,12 @@ from .lookup import cli_actor, fail, find_role
 roles_cli = AppGroup("roles", help="Manage roles and their permissions.")
 
 
-def _describe(role: Role) -> dict[str, Any]:
-    """A role as a JSON object."""
-    return {
-        "name": role.name,
-        "description": role.description or "",
-        "permissions": list(role.permissions or []),
-        "builtin": bool(role.builtin),
-    }
-
-
 @roles_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array on stdout.")
 def list_roles_command(as_json: bool) -> None:
     """List the roles, built-in ones first."""
 
-    roles = [_describe(role) for role in list_roles()]
+    roles = [serialize_role(role) for role in list_roles()]
     if as_json:
         click.echo(json.dumps(roles, indent=2))
         return
@@ -47,7 +36,7 @@ def list_roles_command(as_json: bool) -> None:
 def show_role_command(name: str, as_json: bool) -> None:
     """Show a role: its permissions and how many people hold it."""
     role = find_role(name)
-    described = {**_describe(role), "holders": len(role_holders(role))}
+    described = {**serialize_role(role), "holders": len(role_holders(role))}
     if as_json:
         click.echo(json.dumps(described, indent=2))
         return

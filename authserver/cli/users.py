@@ -12,9 +12,9 @@ from flask.cli import AppGroup
 from ..accounts.lifecycle import set_password
 from ..accounts.models import User
 from ..accounts.services import AccountError, list_users
+from ..admin.serializers import serialize_user
 from ..admin.services.base import AdminError
 from ..admin.services.users import create_user_as_admin, set_user_active
-from ..audit.services import iso_utc
 from ..extensions import db
 from ..roles.services import RoleError, assign_role, remove_role
 from .lookup import cli_actor, fail, find_role, find_user
@@ -86,18 +86,8 @@ def list_users_command(as_json: bool) -> None:
 
 
 def _describe(user: User) -> dict[str, Any]:
-    """A person as a JSON object (no password hash, no second-factor secret)."""
-
-    return {
-        "sub": user.sub,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "name": user.name,
-        "is_active": user.is_active,
-        "roles": user.role_names,
-        "two_step": user.totp_enabled_at is not None,
-        "created_at": iso_utc(user.created_at),
-    }
+    """A person as the admin API shows them, plus the CLI's documented `two_step` key."""
+    return {**serialize_user(user), "two_step": user.totp_enabled_at is not None}
 
 
 @users_cli.command("disable")
