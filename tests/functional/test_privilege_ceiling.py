@@ -96,6 +96,7 @@ def world(app: Flask) -> World:
     )
     assert secret is not None
     org = create_organization("Acme", actor=SYSTEM)
+    db.session.commit()  # the fixture is the edge: services do not commit
     return World(tool.client_id, secret, org)
 
 
@@ -369,7 +370,9 @@ def new_role_step(permissions: list[str]) -> Step:
 
 
 def custom_role(permissions: list[str]) -> Role:
-    return create_role(unique("custom-"), permissions=permissions, actor=SYSTEM)
+    role = create_role(unique("custom-"), permissions=permissions, actor=SYSTEM)
+    db.session.commit()
+    return role
 
 
 def update_role_step(role: Role, permissions: list[str] | None, description: str = "x") -> Step:
@@ -1196,6 +1199,7 @@ def org_world(app: Flask) -> Org:
     from authserver.orgs.invitations import invite
 
     invitation = invite(organization, "later@example.com", "viewer", actor=SYSTEM)
+    db.session.commit()
     return Org(organization, member, invitation.id)
 
 
