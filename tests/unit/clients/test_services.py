@@ -338,6 +338,20 @@ def test_rotating_the_secret_cuts_off_earlier_tokens(app: Flask) -> None:
     assert client.tokens_not_before is not None
 
 
+def test_registering_and_rotating_leave_committing_to_the_caller(app: Flask) -> None:
+    """STYLE.md "Transactions": the request or CLI command commits, not the service."""
+    client, _ = register()
+    old_hash = client.client_secret_hash
+    rotate_secret(client, actor=SYSTEM)
+    made, _ = create_client(actor=SYSTEM, **valid_metadata(name="Never stored"))
+    made_id = made.client_id
+
+    db.session.rollback()
+
+    assert get_client(made_id) is None
+    assert get_client(client.client_id).client_secret_hash == old_hash  # type: ignore[union-attr]
+
+
 def test_an_update_reports_what_changed_and_leaves_committing_to_the_caller(app: Flask) -> None:
     client, _ = register()
 
