@@ -449,6 +449,7 @@ def recorded_workloads(database_url: str, secret_key: str | None = None) -> Iter
                 token_endpoint_auth_method="client_secret_basic",
                 skip_consent=True,
             )
+            db.session.commit()  # services do not commit; this setup is its own edge
             user_id, client_id = user.id, client.client_id
             assert secret is not None
             event.listen(db.engine, "before_cursor_execute", recorder)

@@ -1,4 +1,8 @@
-"""Factories for the things tests need: people and clients, made through the services."""
+"""Factories for the things tests need: people and clients, made through the services.
+
+Services do not commit (the request or CLI command does, core.uow); a factory stands in
+for that edge and commits what it made, as the request that made it would have.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 
 from authserver.accounts.models import User
 from authserver.accounts.services import create_user
+from authserver.clients.initial_access import issue_initial_access_token
 from authserver.clients.models import Client
 from authserver.clients.services import create_client
+from authserver.extensions import db
 from authserver.roles.ceiling import SYSTEM
 
 PASSWORD = "correct horse battery staple"
@@ -37,7 +43,7 @@ def make_client(
 ) -> tuple[Client, str | None]:
     """A client and its secret (None for a public client), registered by the system."""
     extra.setdefault("actor", SYSTEM)
-    return create_client(
+    made = create_client(
         name=name,
         redirect_uris=list(redirect_uris),
         grant_types=list(grant_types),
@@ -45,3 +51,14 @@ def make_client(
         token_endpoint_auth_method=auth_method,
         **extra,
     )
+    db.session.commit()
+    # Loaded again after the commit, so the client can be read outside its app context.
+    db.session.refresh(made[0])
+    return made
+
+
+def make_initial_access_token(**options: Any) -> str:
+    """An initial access token (RFC 7591), issued and committed as an admin's request would."""
+    token = issue_initial_access_token(**options)
+    db.session.commit()
+    return token

@@ -174,13 +174,19 @@ def invalidate_on_commit(client_id: str) -> None:
     Not before: a request reading the client in between would cache the old row again.
     """
     session = db.session()
-    pending: set[str] = session.info.setdefault(PENDING_KEY, set())
-    if not pending:
-        event.listen(session, "after_commit", _forget_pending, once=True)
-    pending.add(client_id)
+    session.info.setdefault(PENDING_KEY, set()).add(client_id)
+    # One listener per session, for all its transactions: a `once` listener would fire for
+    # the first commit only, and SQLAlchemy does not add the same function twice.
+    if not event.contains(session, "after_commit", _forget_pending):
+        event.listen(session, "after_commit", _forget_pending)
 
 
 def _forget_pending(session: Any) -> None:
-    """after_commit: forget every client changed in the transaction just committed."""
+    """after_commit: forget every client changed in the transaction just committed.
+
+    Not when a savepoint is released: the transaction holding the change is still open.
+    """
+    if session.in_nested_transaction():
+        return
     for client_id in session.info.pop(PENDING_KEY, set()):
         invalidate_client_cache(client_id)

@@ -42,7 +42,6 @@ def issue_initial_access_token(
         actor=created_by,
         details={"note": row.note, "expires_at": row.expires_at.isoformat()},
     )
-    db.session.commit()
     logger.info("initial access token issued: note=%r created_by=%s", note, created_by)
     return token
 

@@ -34,7 +34,7 @@ from ..core.secrets import hash_secret, new_token, same_secret
 from ..extensions import db
 from ..roles.ceiling import DYNAMIC_REGISTRATION, PrivilegeError
 from . import services
-from .cache import invalidate_client_cache
+from .cache import invalidate_on_commit
 from .initial_access import consume_initial_token, find_initial_token
 from .metadata import ClientError
 from .models import Client, InitialAccessToken
@@ -80,15 +80,16 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     requested = requested_metadata(metadata)
     name = requested.pop("client_name")
     if not consume_initial_token(initial):
-        db.session.rollback()
         raise unauthorized("the initial access token is invalid, used or expired")
     try:
-        # create_client commits, storing the consumed initial token with the client.
+        # The consumed initial token is committed with the client, by the request.
         client, secret = create_client(
             actor=DYNAMIC_REGISTRATION, name=name or UNNAMED, skip_consent=False, **requested
         )
     except (ClientError, PrivilegeError) as exc:
-        db.session.rollback()  # the initial access token stays unused
+        # Kept: the initial access token stays unused. use_once wrote it on the connection,
+        # which core.uow does not notice, so the 400 answer alone would not roll it back.
+        db.session.rollback()
         raise metadata_error(exc) from None
     if name is None:
         # RFC 7591 section 2: without a client_name the server may show the client_id.
@@ -106,8 +107,6 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
         # Key names avoid "token": the audit log drops details that may hold a secret.
         {"initial_grant_note": initial.note, "initial_grant_issued_by": initial.created_by},
     )
-    db.session.commit()
-    invalidate_client_cache(client.client_id)
     logger.info("client registered dynamically: client_id=%s", client.client_id)
     return client_information(client, registration_token, secret)
 
@@ -161,7 +160,6 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
     # The server MAY rotate the token (section 2.2); doing so limits a leaked one's life.
     registration_token = new_token()
     client.registration_access_token_hash = hash_secret(registration_token)
-    db.session.commit()
     return client_information(client, registration_token)
 
 
@@ -174,9 +172,8 @@ def delete_client(client_id: str, registration_token: str | None) -> None:
     client = authorized_client(client_id, registration_token)
     _check_may_manage(client)
     _audit("client.deleted", client, {"name": client.name})
+    invalidate_on_commit(client_id)
     db.session.delete(client)
-    db.session.commit()
-    invalidate_client_cache(client_id)
     logger.info("client deleted through RFC 7592: client_id=%s", client_id)
 
 

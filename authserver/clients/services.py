@@ -25,7 +25,7 @@ from ..extensions import db, precise_utcnow
 from ..orgs.services import member_slugs
 from ..roles import ceiling
 from ..roles.services import RoleError, find_roles
-from .cache import invalidate_client_cache, invalidate_on_commit
+from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
     check_redirect_uris,
@@ -85,8 +85,8 @@ def create_client(
     client.roles = held
     secret = _give_secret(client)
     db.session.add(client)
-    db.session.commit()
-    invalidate_client_cache(client.client_id)
+    db.session.flush()  # its id and created_at, for the caller's answer; the caller commits
+    invalidate_on_commit(client.client_id)
     logger.info("client registered: client_id=%s name=%r", client.client_id, client.name)
     return client, secret
 
@@ -178,8 +178,7 @@ def rotate_secret(client: Client, *, actor: Actor) -> str:
     secret = new_token()
     client.client_secret_hash = hash_secret(secret)
     client.tokens_not_before = precise_utcnow()
-    db.session.commit()
-    invalidate_client_cache(client.client_id)
+    invalidate_on_commit(client.client_id)
     logger.info("client secret rotated: client_id=%s", client.client_id)
     return secret
 

@@ -70,7 +70,6 @@ def invite(
         link=absolute_url("orgs.invitation", token=token),
         valid_for=describe_duration(int(INVITATION_TTL.total_seconds())),
     )
-    db.session.commit()
     return invitation
 
 
@@ -158,7 +157,7 @@ def accept_invitation(token: str, user: User) -> Membership:
         .values(accepted_at=utcnow())
     )
     if accepted.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()
+        # Another request accepted it first; nothing was written here.
         raise OrgError("this invitation is not valid any more")
     organization = invitation_organization(invitation)
     role = invitation_role(invitation)
@@ -169,7 +168,7 @@ def accept_invitation(token: str, user: User) -> Membership:
     else:
         found.role_id = role.id
     record_change("org.invitation.accepted", None, organization.slug, {"role": role.name})
-    db.session.commit()
+    db.session.flush()  # a row, so the caller can read its organization and role
     return found
 
 
@@ -180,4 +179,3 @@ def revoke_invitation(invitation: Invitation, *, actor: Actor | None = None) -> 
         invitation.revoked_at = utcnow()
     organization = invitation_organization(invitation)
     record_change("org.invitation.revoked", actor, organization.slug, {"email": invitation.email})
-    db.session.commit()

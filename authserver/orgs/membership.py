@@ -68,7 +68,7 @@ def add_member(
     record_change(
         "org.member.added", actor, organization.slug, {"user": user.sub, "role": role.name}
     )
-    db.session.commit()
+    db.session.flush()  # a row, so the caller can read its organization, person and role
     return found
 
 
@@ -89,7 +89,6 @@ def change_member_role(
         found.organization.slug,
         {"user": found.user.sub, "before": before, "after": role.name},
     )
-    db.session.commit()
     return found
 
 
@@ -100,7 +99,6 @@ def remove_member(found: Membership, *, actor: Actor | None = None) -> None:
         _keep_an_admin(found)
     record_change("org.member.removed", actor, found.organization.slug, {"user": found.user.sub})
     db.session.delete(found)
-    db.session.commit()
 
 
 def _keep_an_admin(found: Membership) -> None:

@@ -108,7 +108,6 @@ def create_organization(
             )
         )
     record_change("org.created", actor, slug, {"name": cleaned})
-    db.session.commit()
     return organization
 
 

@@ -3,9 +3,10 @@
 The built-in roles `admin`, `developer` and `viewer` are seeded by migration 0005 with the
 permissions of `permissions.BUILTIN_PERMISSIONS`; they cannot be deleted and their
 permissions do not change. Custom roles take permissions of the catalogue, and only those
-the actor holds (`ceiling`). Every change records an audit event "admin.role.<verb>" and
-commits; callers check that the actor may manage roles (`roles:write`) first. Without an
-`actor`, the actor of the request acts (`ceiling.current_actor`), or the system outside one.
+the actor holds (`ceiling`). Every change records an audit event "admin.role.<verb>"; the
+request or CLI command that called it commits (core.uow). Callers check that the actor may
+manage roles (`roles:write`) first. Without an `actor`, the actor of the request acts
+(`ceiling.current_actor`), or the system outside one.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def create_role(
         name=name, description=_check_description(description), permissions=wanted, builtin=False
     )
     db.session.add(role)
+    db.session.flush()  # its id and created_at, for the caller's answer
     _audit("admin.role.created", who, name, {"permissions": role.permissions})
-    db.session.commit()
     return role
 
 
@@ -104,7 +105,6 @@ def update_role(
     if wanted is not None:
         role.permissions = wanted
     _audit("admin.role.updated", who, role.name, {"permissions": list(role.permissions)})
-    db.session.commit()
     return role
 
 
@@ -120,7 +120,6 @@ def delete_role(role: Role, *, actor: Actor | None = None) -> None:
         raise RoleError(f"the role {role.name!r} is held by {held} organization member(s)")
     _audit("admin.role.deleted", who, role.name, {})
     db.session.delete(role)
-    db.session.commit()
 
 
 def assign_role(user: User, name: str, *, actor: Actor | None = None) -> None:
@@ -135,7 +134,6 @@ def assign_role(user: User, name: str, *, actor: Actor | None = None) -> None:
         ceiling.require_may_change_roles(who, user.roles, [*user.roles, role])
         user.roles.append(role)
         _audit("admin.user.role_added", who, user.sub, {"role": role.name})
-    db.session.commit()
 
 
 def remove_role(user: User, name: str, *, actor: Actor | None = None) -> None:
@@ -153,7 +151,6 @@ def remove_role(user: User, name: str, *, actor: Actor | None = None) -> None:
         raise RoleError("this is the last active admin; make someone else an admin first")
     user.roles.remove(role)
     _audit("admin.user.role_removed", who, user.sub, {"role": role.name})
-    db.session.commit()
 
 
 def effective_permissions(user: User | None) -> list[str]:

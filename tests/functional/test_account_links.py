@@ -77,6 +77,7 @@ def acme_invites(address: str) -> Organization:
     olivia = make_user("olivia@example.com", name="Olivia")
     acme = create_organization("Acme Corp", owner=olivia)
     invite(acme, address, "developer", invited_by=olivia)
+    db.session.commit()  # the test is the edge: services do not commit
     return acme
 
 

@@ -153,6 +153,7 @@ def test_a_leaked_secrets_tokens_stay_dead_after_disable_rotate_enable(
     set_client_active(service[0], False, actor=SYSTEM)
     new_secret = rotate_client_secret(service[0], actor=SYSTEM)
     set_client_active(service[0], True, actor=SYSTEM)
+    db.session.commit()  # the test is the edge: services do not commit
 
     assert _introspect(client, leaked) == {"active": False}
     # The client works again with its new secret, at once.
@@ -170,6 +171,7 @@ def test_rotating_the_secret_alone_revokes_tokens_issued_before(
 
     before = token(client, service).get_json()["access_token"]
     secret = rotate_client_secret(service[0], actor=SYSTEM)
+    db.session.commit()  # the test is the edge: services do not commit
     after = token(client, (service[0], secret)).get_json()["access_token"]
 
     assert _introspect(client, before) == {"active": False}

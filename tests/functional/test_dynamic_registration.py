@@ -12,12 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from authserver.audit.models import AuditEvent
-from authserver.clients.initial_access import issue_initial_access_token
 from authserver.clients.models import Client, InitialAccessToken
 from authserver.clients.services import get_client
 from authserver.core.secrets import hash_secret as hash_token
 from authserver.extensions import db, utcnow
-from tests.factories import REDIRECT_URI, make_client, make_user
+from tests.factories import REDIRECT_URI, make_client, make_initial_access_token, make_user
 from tests.oauth_helpers import basic, exchange, get_code, pkce_pair, sign_in
 
 REGISTER = "/oauth2/register"
@@ -43,7 +42,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def register(client: FlaskClient, metadata: dict[str, Any], token: str | None = None) -> Any:
-    token = token if token is not None else issue_initial_access_token(note="test")
+    token = token if token is not None else make_initial_access_token(note="test")
     return client.post(REGISTER, json=metadata, headers=bearer(token) if token else {})
 
 
@@ -63,7 +62,7 @@ def configuration_path(body: dict[str, Any]) -> str:
 def test_the_endpoints_do_not_exist_when_registration_is_off(app_factory: Any) -> None:
     disabled = app_factory()
     with disabled.app_context():
-        token = issue_initial_access_token()
+        token = make_initial_access_token()
         rp, _ = make_client()
     browser = disabled.test_client()
 
@@ -95,14 +94,14 @@ def test_registration_without_an_initial_access_token_is_unauthorized(
 
 @pytest.mark.parametrize("scheme", ["Basic", "Bearer"])
 def test_an_unknown_initial_access_token_is_refused(client: FlaskClient, scheme: str) -> None:
-    issue_initial_access_token()
+    make_initial_access_token()
     response = client.post(REGISTER, json=WEB_APP, headers={"Authorization": f"{scheme} nope"})
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_token"
 
 
 def test_an_initial_access_token_allows_exactly_one_registration(client: FlaskClient) -> None:
-    token = issue_initial_access_token(note="for the RP team", created_by="admin@example.com")
+    token = make_initial_access_token(note="for the RP team", created_by="admin@example.com")
     first = register(client, WEB_APP, token)
     second = register(client, WEB_APP, token)
 
@@ -117,7 +116,7 @@ def test_an_initial_access_token_allows_exactly_one_registration(client: FlaskCl
 
 
 def test_an_expired_initial_access_token_is_refused(client: FlaskClient) -> None:
-    token = issue_initial_access_token(ttl=60)
+    token = make_initial_access_token(ttl=60)
     db.session.execute(
         update(InitialAccessToken).values(expires_at=utcnow() - timedelta(seconds=1))
     )
@@ -128,7 +127,7 @@ def test_an_expired_initial_access_token_is_refused(client: FlaskClient) -> None
 
 
 def test_refused_metadata_leaves_the_initial_access_token_usable(client: FlaskClient) -> None:
-    token = issue_initial_access_token()
+    token = make_initial_access_token()
     refused = register(client, {**WEB_APP, "redirect_uris": ["http://rp.example.com/cb"]}, token)
     accepted = register(client, WEB_APP, token)
     assert refused.status_code == 400
@@ -242,7 +241,7 @@ def test_invalid_metadata_is_refused_with_the_rfc_7591_error(
 
 
 def test_a_body_that_is_not_a_json_object_is_refused(client: FlaskClient) -> None:
-    token = issue_initial_access_token()
+    token = make_initial_access_token()
     response = client.post(REGISTER, data="redirect_uris=x", headers=bearer(token))
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_client_metadata"

@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
-from authserver.clients.initial_access import issue_initial_access_token
 from authserver.orgs.services import create_organization
-from tests.factories import make_client, make_user
+from tests.factories import make_client, make_initial_access_token, make_user
 from tests.functional.test_fuzz import (
     FUZZ,
     HEADER_TEXT,
@@ -419,7 +418,7 @@ REGISTRATION_JSON = st.one_of(
 def test_dynamic_registration_never_fails_on_random_json(world: World, data: st.DataObject) -> None:
     # Initial access tokens are single-use (RFC 7591 section 3): a fresh one per example.
     kind = data.draw(st.sampled_from(["valid"] * 4 + ["", "wrong"]), label="initial token")
-    token = issue_initial_access_token(note="fuzz") if kind == "valid" else kind
+    token = make_initial_access_token(note="fuzz") if kind == "valid" else kind
     headers = {"Authorization": f"Bearer {token}", **odd_headers(data)} if token else {}
     client = world.app.test_client()
     if data.draw(st.integers(0, 4), label="raw") == 0:

@@ -67,6 +67,7 @@ def acme(app: Flask) -> Organization:
     """Acme, whose admin is Olivia (no server role at all)."""
     olivia = make_user("olivia@example.com")
     organization = create_organization("Acme Corp", owner=olivia)
+    db.session.commit()  # the test is the edge: services do not commit
     return organization
 
 
@@ -117,6 +118,7 @@ def test_someone_else_cannot_accept_an_invitation(
     app: Flask, smtp: SmtpServer, acme: Organization
 ) -> None:
     invite(acme, "dana@example.com", "viewer")
+    db.session.commit()
     path = invitation_path(smtp, "dana@example.com")
     mallory_user = make_user("mallory@example.com")
     mallory = signed_in(app, "mallory@example.com")
@@ -133,6 +135,7 @@ def test_a_revoked_invitation_no_longer_works(
     app: Flask, smtp: SmtpServer, acme: Organization
 ) -> None:
     invitation = invite(acme, "dana@example.com", "viewer")
+    db.session.commit()
     path = invitation_path(smtp, "dana@example.com")
     olivia = signed_in(app, "olivia@example.com")
     response = post_form(
@@ -148,9 +151,11 @@ def test_inviting_again_replaces_the_earlier_link(
     app: Flask, smtp: SmtpServer, acme: Organization
 ) -> None:
     invite(acme, "dana@example.com", "viewer")
+    db.session.commit()
     first = invitation_path(smtp, "dana@example.com")
     smtp.mailbox.clear()
     invite(acme, "dana@example.com", "developer")
+    db.session.commit()
     second = invitation_path(smtp, "dana@example.com")
     make_user("dana@example.com")
     dana = signed_in(app, "dana@example.com")
@@ -166,6 +171,7 @@ def test_an_org_admin_manages_members_without_being_a_server_admin(
 ) -> None:
     bob = make_user("bob@example.com")
     add_member(acme, bob, "viewer")
+    db.session.commit()
     found = membership(acme, bob)
     assert found is not None
     olivia = signed_in(app, "olivia@example.com")
@@ -200,6 +206,7 @@ def test_the_last_org_admin_cannot_be_removed_or_demoted(app: Flask, acme: Organ
 
 def test_a_plain_member_gets_403_and_a_stranger_404(app: Flask, acme: Organization) -> None:
     add_member(acme, make_user("bob@example.com"), "developer")
+    db.session.commit()
     make_user("eve@example.com")
     bob = signed_in(app, "bob@example.com")
     assert bob.get("/orgs/acme-corp").status_code == 403
@@ -215,6 +222,7 @@ def test_a_plain_member_gets_403_and_a_stranger_404(app: Flask, acme: Organizati
 
 def test_an_org_admin_cannot_manage_another_organization(app: Flask, acme: Organization) -> None:
     create_organization("Globex")
+    db.session.commit()
     olivia = signed_in(app, "olivia@example.com")
     assert olivia.get("/orgs/globex").status_code == 404
 
@@ -245,8 +253,10 @@ def test_a_person_with_orgs_write_is_a_server_admin_for_organizations(app: Flask
     from authserver.roles.services import create_role
 
     create_role("org-manager", permissions=["orgs:write"])
+    db.session.commit()
     make_user("carol@example.com", roles=["org-manager"])
     create_organization("Globex")
+    db.session.commit()
     carol = signed_in(app, "carol@example.com")
     assert carol.get("/orgs/new").status_code == 200
     assert carol.get("/orgs/globex").status_code == 200

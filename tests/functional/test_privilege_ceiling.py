@@ -30,7 +30,6 @@ from werkzeug.test import TestResponse
 
 from authserver.accounts.models import Role, User
 from authserver.audit.models import AuditEvent
-from authserver.clients.initial_access import issue_initial_access_token
 from authserver.clients.models import Client
 from authserver.clients.services import get_client
 from authserver.extensions import db
@@ -40,7 +39,7 @@ from authserver.orgs.services import create_organization
 from authserver.roles.ceiling import SYSTEM, PrivilegeError
 from authserver.roles.permissions import BUILTIN_PERMISSIONS, PERMISSIONS
 from authserver.roles.services import create_role, get_role
-from tests.factories import REDIRECT_URI, make_client, make_user
+from tests.factories import REDIRECT_URI, make_client, make_initial_access_token, make_user
 from tests.oauth_helpers import basic, csrf_token, exchange, get_code, pkce_pair, sign_in
 
 API = "/admin/api/v1"
@@ -97,6 +96,7 @@ def world(app: Flask) -> World:
     )
     assert secret is not None
     org = create_organization("Acme", actor=SYSTEM)
+    db.session.commit()  # the fixture is the edge: services do not commit
     return World(tool.client_id, secret, org)
 
 
@@ -370,7 +370,9 @@ def new_role_step(permissions: list[str]) -> Step:
 
 
 def custom_role(permissions: list[str]) -> Role:
-    return create_role(unique("custom-"), permissions=permissions, actor=SYSTEM)
+    role = create_role(unique("custom-"), permissions=permissions, actor=SYSTEM)
+    db.session.commit()
+    return role
 
 
 def update_role_step(role: Role, permissions: list[str] | None, description: str = "x") -> Step:
@@ -1115,14 +1117,14 @@ def test_dynamic_registration_gives_no_roles_no_first_party_and_no_privileged_sc
     app: Flask, world: World, client: FlaskClient
 ) -> None:
     def register(metadata: dict[str, Any], token: str | None = None) -> TestResponse:
-        token = token or issue_initial_access_token(note="test")
+        token = token or make_initial_access_token(note="test")
         return client.post(
             "/oauth2/register", json=metadata, headers={"Authorization": f"Bearer {token}"}
         )
 
     service_metadata = {"grant_types": ["client_credentials"], "response_types": []}
     for scope in ("admin", "api admin", "org:acme", "org:*", "api org:acme"):
-        token = issue_initial_access_token(note="test")
+        token = make_initial_access_token(note="test")
         before = snapshot()
         refused = register({**service_metadata, "scope": scope}, token)
         assert refused.status_code == 400, (scope, refused.text)
@@ -1139,7 +1141,7 @@ def test_dynamic_registration_gives_no_roles_no_first_party_and_no_privileged_sc
 def test_dynamic_registration_updates_go_through_the_same_ceiling(
     app: Flask, world: World, client: FlaskClient
 ) -> None:
-    token = issue_initial_access_token(note="test")
+    token = make_initial_access_token(note="test")
     made = client.post(
         "/oauth2/register",
         json={"grant_types": ["client_credentials"], "response_types": [], "scope": "api"},
@@ -1197,6 +1199,7 @@ def org_world(app: Flask) -> Org:
     from authserver.orgs.invitations import invite
 
     invitation = invite(organization, "later@example.com", "viewer", actor=SYSTEM)
+    db.session.commit()
     return Org(organization, member, invitation.id)
 
 

@@ -1,7 +1,8 @@
 """Admin actions on clients: register, change, rotate the secret, disable, delete.
 
 The rules of client metadata and the privilege ceiling live in `clients.services`;
-these functions name the actor, audit under "admin.client.*" and commit.
+these functions name the actor and audit under "admin.client.*"; the caller (the request or
+CLI command, core.uow) commits.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ def create_client_as_admin(
             "roles": client.role_names,
         },
     )
-    db.session.commit()
     return client, secret
 
 
@@ -59,7 +59,6 @@ def update_client(
         )
     except ClientError as exc:
         raise AdminError(str(exc)) from None
-    db.session.commit()
     return client
 
 
@@ -83,7 +82,6 @@ def rotate_client_secret(client: Client, *, actor: Actor | None = None) -> str:
     audit(
         "admin.client.secret_rotated", acting, subject=client.client_id, client_id=client.client_id
     )
-    db.session.commit()
     return secret
 
 
@@ -103,7 +101,6 @@ def set_client_active(client: Client, active: bool, *, actor: Actor | None = Non
         client_id=client.client_id,
     )
     invalidate_on_commit(client.client_id)
-    db.session.commit()
 
 
 def delete_client(client: Client, *, actor: Actor | None = None) -> None:
@@ -120,4 +117,3 @@ def delete_client(client: Client, *, actor: Actor | None = None) -> None:
     )
     invalidate_on_commit(client.client_id)
     db.session.delete(client)
-    db.session.commit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ...audit.actor import Actor
-from ...extensions import db
 from ...keys.services import KeyInfo, current_keyring
 from .base import AdminError, audit, who
 
@@ -23,5 +22,4 @@ def rotate_signing_keys(alg: str | None = None, *, actor: Actor | None = None) -
     audit(
         "admin.keys.rotated", who(actor), subject=",".join(kids), details={"alg": alg, "kids": kids}
     )
-    db.session.commit()
     return kids

@@ -77,7 +77,6 @@ def create_user_as_admin(
         subject=user.sub,
         details={"email": user.email, "roles": user.role_names},
     )
-    db.session.commit()
     if send_reset:
         send_password_reset(user, actor=acting)
     return user
@@ -118,7 +117,6 @@ def set_user_active(user: User, active: bool, *, actor: Actor | None = None) -> 
     if not active:
         revoke_all_grants(user=user)
     audit("admin.user.enabled" if active else "admin.user.disabled", acting, subject=user.sub)
-    db.session.commit()
 
 
 def set_user_name(user: User, name: str, *, actor: Actor | None = None) -> None:
@@ -131,7 +129,6 @@ def set_user_name(user: User, name: str, *, actor: Actor | None = None) -> None:
     before = user.name
     user.name = name
     audit("admin.user.renamed", acting, subject=user.sub, details={"before": before, "after": name})
-    db.session.commit()
 
 
 def mark_email_verified(user: User, *, actor: Actor | None = None) -> None:
@@ -140,7 +137,6 @@ def mark_email_verified(user: User, *, actor: Actor | None = None) -> None:
     ceiling.require_may_act_on_person(acting, user)
     user.email_verified = True
     audit("admin.user.email_verified", acting, subject=user.sub, details={"email": user.email})
-    db.session.commit()
 
 
 def send_password_reset(user: User, *, actor: Actor | None = None) -> None:
@@ -149,7 +145,6 @@ def send_password_reset(user: User, *, actor: Actor | None = None) -> None:
     ceiling.require_may_act_on_person(acting, user)
     request_password_reset(user.email)
     audit("admin.user.reset_sent", acting, subject=user.sub)
-    db.session.commit()
 
 
 def set_user_roles(user: User, role_names: Iterable[str], *, actor: Actor | None = None) -> None:
@@ -169,7 +164,6 @@ def set_user_roles(user: User, role_names: Iterable[str], *, actor: Actor | None
         subject=user.sub,
         details={"before": before, "after": user.role_names},
     )
-    db.session.commit()
 
 
 def sign_out_everywhere(user: User, *, actor: Actor | None = None) -> None:
@@ -178,7 +172,6 @@ def sign_out_everywhere(user: User, *, actor: Actor | None = None) -> None:
     ceiling.require_may_act_on_person(acting, user)
     revoke_all_grants(user=user)
     audit("admin.user.signed_out", acting, subject=user.sub)
-    db.session.commit()
 
 
 def may_act_on_person(actor: Actor, user: User) -> bool:

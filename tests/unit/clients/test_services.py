@@ -41,8 +41,13 @@ def valid_metadata(**changes: Any) -> dict[str, Any]:
 
 
 def register(**changes: Any) -> tuple[Client, str | None]:
-    """A valid confidential web client, with some metadata changed, registered by the system."""
-    return create_client(actor=SYSTEM, **valid_metadata(**changes))
+    """A valid confidential web client, with some metadata changed, registered by the system.
+
+    Committed here: the service leaves that to its caller, as a request or command would.
+    """
+    made = create_client(actor=SYSTEM, **valid_metadata(**changes))
+    db.session.commit()
+    return made
 
 
 def refused(**changes: Any) -> str:
@@ -101,6 +106,7 @@ def test_rotating_the_secret_makes_the_old_one_stop_working(app: Flask) -> None:
     assert cached is not None and cached.check_client_secret(old)
 
     new = rotate_secret(client, actor=SYSTEM)
+    db.session.commit()  # the caller's: the cached client is dropped once it commits
 
     fresh = load_client(client.client_id)
     assert fresh is not None
@@ -330,6 +336,20 @@ def test_rotating_the_secret_cuts_off_earlier_tokens(app: Flask) -> None:
     rotate_secret(client, actor=SYSTEM)
 
     assert client.tokens_not_before is not None
+
+
+def test_registering_and_rotating_leave_committing_to_the_caller(app: Flask) -> None:
+    """STYLE.md "Transactions": the request or CLI command commits, not the service."""
+    client, _ = register()
+    old_hash = client.client_secret_hash
+    rotate_secret(client, actor=SYSTEM)
+    made, _ = create_client(actor=SYSTEM, **valid_metadata(name="Never stored"))
+    made_id = made.client_id
+
+    db.session.rollback()
+
+    assert get_client(made_id) is None
+    assert get_client(client.client_id).client_secret_hash == old_hash  # type: ignore[union-attr]
 
 
 def test_an_update_reports_what_changed_and_leaves_committing_to_the_caller(app: Flask) -> None:

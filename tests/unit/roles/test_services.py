@@ -133,3 +133,13 @@ def test_role_changes_are_audited(app: Flask) -> None:
     delete_role(role)
     events = db.session.scalars(select(AuditEvent.event).order_by(AuditEvent.id)).all()
     assert events == ["admin.role.created", "admin.user.role_added", "admin.role.deleted"]
+
+
+def test_role_changes_leave_committing_to_the_caller(app: Flask) -> None:
+    """STYLE.md "Transactions": the request or CLI command commits, not the service."""
+    bob = make_user("bob@example.com")
+    create_role("auditor", permissions=["audit:read"])
+    assign_role(bob, "auditor")
+    db.session.rollback()
+    assert get_role("auditor") is None
+    assert bob.role_names == []
