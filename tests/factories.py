@@ -28,9 +28,11 @@ def make_user(
     roles: Sequence[str] = (),
     email_verified: bool = True,
 ) -> User:
-    return create_user(
+    user = create_user(
         email, password=password, name=name, roles=list(roles), email_verified=email_verified
     )
+    db.session.commit()
+    return user
 
 
 def make_client(

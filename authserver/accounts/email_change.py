@@ -21,12 +21,11 @@ from .services import AccountError, find_by_email, greeting_name, is_valid_email
 
 
 def send_verification_email(user: User, email: str | None = None) -> None:
-    """Queue a verification link for `email` (a new address) or the current one; commits."""
+    """Queue a verification link for `email` (a new address) or the current one."""
     address = normalize_email(email) if email else user.email
     if recently_sent(user.id, VERIFY_EMAIL, address):
         return
     queue_verification(user, address)
-    db.session.commit()
 
 
 def queue_verification(user: User, address: str) -> None:
@@ -52,7 +51,7 @@ def request_email_change(user: User, new_email: str) -> None:
     The old address is told about the request. When the new address belongs to
     another account, its owner gets a notice instead of a link and the link is never
     sent, so the account page shows the same thing either way. The caller has
-    checked a fresh proof (accounts.proof); commits.
+    checked a fresh proof (accounts.proof).
     """
     address = normalize_email(new_email)
     if not is_valid_email(address):
@@ -83,7 +82,6 @@ def request_email_change(user: User, new_email: str) -> None:
         new_email=address,
         link=absolute_url("accounts.forgot_password"),
     )
-    db.session.commit()
 
 
 def verify_email_token(token: str) -> User | None:
@@ -103,10 +101,10 @@ def verify_email_token(token: str) -> User | None:
     if address != user.email and find_by_email(address) is not None:
         db.session.rollback()
         return None
+    _mark_verified(user, address)
+    record("email.verified", actor=user.sub, subject=user.sub, details={"email": address})
     try:
-        _mark_verified(user, address)
-        record("email.verified", actor=user.sub, subject=user.sub, details={"email": address})
-        db.session.commit()
+        db.session.flush()  # the unique address is checked here; the request commits
     except IntegrityError:  # another account took the address at the same moment
         db.session.rollback()
         return None

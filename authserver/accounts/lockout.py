@@ -8,11 +8,12 @@ locked one is told to try later. The lock is short and a password reset ends it,
 attacker cannot keep a person out (OWASP Authentication Cheat Sheet, "Account Lockout").
 
 Failures are rows of `auth_failures` keyed by `account_key`, the SHA-256 of the typed
-address, for addresses with and without an account alike: both insert one row, commit
-once and run one count, so neither the answers nor the time nor the database work tell
-which addresses have accounts. A known address's rows also carry its `user_id`, and for
-it only failures since its password last changed count. The same count guards the
-password checks of a signed-in person (accounts/proof.py).
+address, for addresses with and without an account alike: both insert one row, run one
+count and are committed by the request (kept even though the attempt failed), so neither
+the answers nor the time nor the database work tell which addresses have accounts. A
+known address's rows also carry its `user_id`, and for it only failures since its
+password last changed count. The same count guards the password checks of a signed-in
+person (accounts/proof.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flask import current_app
 from sqlalchemy import delete, func, or_, select
 
 from ..audit import AuditEvent, record_and_commit
+from ..core import uow
 from ..core.secrets import hash_secret
 from ..extensions import db, precise_utcnow, utcnow
 from ..mail import send_mail
@@ -77,14 +79,18 @@ def refusal(email: str) -> str | None:
 
 
 def record_failure(email: str) -> None:
-    """Count a wrong password for `email`; start the lock when this one reaches the threshold."""
+    """Count a wrong password for `email`; start the lock when this one reaches the threshold.
+
+    Kept (core.uow.keep): the failure is answered as one (a re-shown form, a refused
+    proof), and the count must outlive that answer or the lockout would never start.
+    """
     config = current_app.config["AUTHSERVER"]
     user = _find(email)
-    # Read before the commit expires the row: reading after it would query again, for
-    # known addresses only.
+    # Read before any commit expires the row (the lock's audit event commits): reading
+    # after it would query again, for known addresses only.
     user_id, changed_at = (user.id, user.password_changed_at) if user is not None else (None, None)
     db.session.add(AuthFailure(account_key=account_key(email), user_id=user_id, factor=FACTOR))
-    db.session.commit()
+    uow.keep()
     if _failures(email, changed_at).count == config.lockout_threshold:
         _lock_started(email, user)
 
@@ -97,7 +103,6 @@ def clear(user: User) -> None:
             or_(AuthFailure.account_key == account_key(user.email), AuthFailure.user_id == user.id),
         )
     )
-    db.session.commit()
 
 
 def _find(email: str) -> User | None:

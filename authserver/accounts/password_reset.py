@@ -30,7 +30,7 @@ def request_password_reset(email: str) -> None:
     """Queue a reset link when the address has an active account; otherwise the same work.
 
     Either way: one user lookup, one "sent lately?" lookup, one rendered mail, one
-    outbox row (suppressed when no link goes out), one commit. Commits.
+    outbox row (suppressed when no link goes out); the request commits.
     """
     address = normalize_email(email)
     user = find_by_email(address) if is_valid_email(address) else None
@@ -51,11 +51,10 @@ def request_password_reset(email: str) -> None:
     else:
         issue(user, RESET_PASSWORD, user.email, token=token)
         send_mail("reset_password", user.email, account=user.sub, **context)
-    db.session.commit()
 
 
 def reset_password(token: str, new_password: str) -> User | None:
-    """Set a new password through a reset link (lifecycle.set_password); commits.
+    """Set a new password through a reset link (lifecycle.set_password); not committed.
 
     The link proves the mailbox: the address becomes verified, and an account that had
     never been verified loses its two-step factors (lifecycle.prove_address). Raises
@@ -79,5 +78,4 @@ def reset_password(token: str, new_password: str) -> User | None:
         address_proven=row.email == user.email,
         password_hash=password_hash,
     )
-    db.session.commit()
     return user

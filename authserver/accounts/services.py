@@ -48,7 +48,7 @@ def create_user(
     roles: list[str] | None = None,
     email_verified: bool = False,
 ) -> User:
-    """Create and commit a person; unknown role names become new, non-builtin roles."""
+    """Create a person (flushed, not committed); unknown role names become new roles."""
     address = normalize_email(email)
     if not is_valid_email(address):
         raise AccountError(f"not a valid e-mail address: {email!r}")
@@ -60,9 +60,10 @@ def create_user(
         address, password=password, name=name, roles=roles, email_verified=email_verified
     )
     try:
-        db.session.commit()
+        db.session.flush()  # the unique address is checked here; the caller commits
     except IntegrityError:
-        # Lost a race with another request creating the same address.
+        # Lost a race with another request creating the same address. A failed flush leaves
+        # the session unusable until rolled back, and the unit of work is refused anyway.
         db.session.rollback()
         raise AccountError(f"a user with the e-mail {address} already exists") from None
     return user
@@ -152,7 +153,6 @@ def find_by_email(address: str) -> User | None:
 def _rehash(user: User, password: str) -> None:
     """Store a hash made with the current argon2id parameters."""
     user.password_hash = hash_password(password)
-    db.session.commit()
     log.info("rehashed the password of user %s with the current parameters", user.id)
 
 

@@ -72,12 +72,11 @@ class SessionSummary:
 
 
 def update_name(user: User, name: str) -> None:
-    """Change the person's display name (OpenID Connect `name` claim); commits."""
+    """Change the person's display name (OpenID Connect `name` claim)."""
     cleaned = " ".join(name.split())
     if len(cleaned) > MAX_NAME_LENGTH:
         raise AccountError(f"The name can have at most {MAX_NAME_LENGTH} characters.")
     user.name = cleaned
-    db.session.commit()
 
 
 def request_new_email(user: User, new_email: str, credential: str) -> str:
@@ -138,7 +137,6 @@ def change_password(
         actor=Actor("user", user.sub),
         keep_session_id=keep_session_id,
     )
-    db.session.commit()
 
 
 def _sentence(message: str) -> str:
@@ -197,15 +195,14 @@ def find_session(user: User, reference: str) -> LoginSession | None:
 
 
 def revoke_session(login_session: LoginSession) -> None:
-    """Sign one session out; commits."""
+    """Sign one session out."""
     if login_session.revoked_at is None:
         login_session.revoked_at = utcnow()
         record("session.revoked", subject=login_session.user.sub, details={"sessions": 1})
-    db.session.commit()
 
 
 def revoke_other_sessions(user: User, keep_session_id: str) -> None:
-    """Sign out every session of the person but this one; tokens stay valid; commits."""
+    """Sign out every session of the person but this one; tokens stay valid."""
     ended = db.session.execute(
         update(LoginSession)
         .where(
@@ -217,7 +214,6 @@ def revoke_other_sessions(user: User, keep_session_id: str) -> None:
     )
     count = ended.rowcount  # type: ignore[attr-defined]
     record("session.revoked", subject=user.sub, details={"sessions": count})
-    db.session.commit()
 
 
 def describe_device(user_agent: str | None) -> str:

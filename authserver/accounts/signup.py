@@ -29,7 +29,7 @@ MAX_NAME_LENGTH = 200
 
 
 def register(email: str, password: str, name: str) -> User | None:
-    """Create an unverified account and queue its verification link; commits once.
+    """Create an unverified account and queue its verification link (the request commits).
 
     When the address already has an account, nothing is created: the owner is told
     by e-mail instead, after the same password-hashing work, and None is returned.
@@ -47,9 +47,9 @@ def register(email: str, password: str, name: str) -> User | None:
         user = add_user(address, password=password, name=cleaned_name)
         queue_verification(user, address)
         try:
-            db.session.commit()  # one flush and one commit: the account, its link, its mail
+            db.session.flush()  # one flush: the account, its link, its mail
         except IntegrityError:
-            db.session.rollback()
+            db.session.rollback()  # a failed flush leaves the session unusable until then
             owner = find_by_email(address)  # lost a race with a sign-up for the same address
             if owner is None:  # not the address after all: nothing was stored
                 raise AccountError("The account could not be created. Try again.") from None
@@ -57,7 +57,6 @@ def register(email: str, password: str, name: str) -> User | None:
             return user
     hash_password(password)  # the work add_user would have done
     _tell_owner_about_signup(owner)
-    db.session.commit()
     return None
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 
 from ..audit import record
+from ..core import uow
 from ..core.secrets import same_secret
 from ..extensions import db, utcnow
 from .models import AuthFailure, RecoveryCode, User
@@ -108,7 +109,7 @@ def decrypt_secret(token: str) -> str | None:
 
 
 def reencrypt_secrets() -> int:
-    """Re-encrypt every stored TOTP secret under the current server secret; commits.
+    """Re-encrypt every stored TOTP secret under the current server secret (the CLI commits).
 
     Run after moving the old secret to AUTHSERVER_SECRET_KEY_FALLBACKS; afterwards
     the fallback is no longer needed for two-step verification.
@@ -120,7 +121,6 @@ def reencrypt_secrets() -> int:
         user.totp_secret_encrypted = cipher.rotate(
             user.totp_secret_encrypted.encode("ascii")
         ).decode("ascii")
-    db.session.commit()
     return len(users)
 
 
@@ -137,7 +137,6 @@ def begin_enrolment(user: User) -> str:
     user.totp_secret_encrypted = encrypt_secret(secret)
     user.totp_enabled_at = None
     user.totp_last_step = None
-    db.session.commit()
     return secret
 
 
@@ -153,7 +152,6 @@ def cancel_enrolment(user: User) -> None:
     if user.totp_enabled_at is None:
         user.totp_secret_encrypted = None
         user.totp_last_step = None
-        db.session.commit()
 
 
 def provisioning_uri(user: User, secret: str) -> str:
@@ -210,7 +208,11 @@ def matching_step(secret: str, code: str, at: float | None = None) -> int | None
 
 
 def verify_totp(user: User, code: str, at: float | None = None) -> bool:
-    """RFC 6238 section 5.2: accept a code once; a step at or before the last one is refused."""
+    """RFC 6238 section 5.2: accept a code once; a step at or before the last one is refused.
+
+    One atomic UPDATE in the caller's unit of work: of two requests with the same code,
+    the database lets one change the row; the other finds the step already used.
+    """
     secret = decrypt_secret(user.totp_secret_encrypted or "")
     if secret is None:
         return False
@@ -226,7 +228,6 @@ def verify_totp(user: User, code: str, at: float | None = None) -> bool:
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     return _rowcount(result) == 1
 
 
@@ -245,7 +246,6 @@ def disable(user: User) -> None:
     """Turn two-step verification off: the secret and every recovery code go."""
     remove_factors(user)
     record("two_step.disabled", subject=user.sub)
-    db.session.commit()
 
 
 def remove_factors(user: User) -> bool:
@@ -291,7 +291,6 @@ def regenerate_recovery_codes(user: User) -> list[str]:
     for code in codes:
         digest = _recovery_hashes(normalize_recovery_code(code) or "")[0]
         db.session.add(RecoveryCode(user_id=user.id, code_hash=digest, created_at=now))
-    db.session.commit()
     return codes
 
 
@@ -310,7 +309,6 @@ def use_recovery_code(user: User, code: str) -> bool:
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     return _rowcount(result) >= 1
 
 
@@ -323,9 +321,13 @@ def remaining_recovery_codes(user: User) -> int:
 
 
 def record_failure(user: User) -> None:
-    """Remember a wrong code against the person, for the throttle."""
+    """Remember a wrong code against the person, for the throttle.
+
+    Kept (core.uow.keep): the request answers the wrong code with an error, and the
+    count must outlive that answer or the throttle would never hold.
+    """
     db.session.add(AuthFailure(user_id=user.id, factor=FAILURE_FACTOR))
-    db.session.commit()
+    uow.keep()
 
 
 def too_many_failures(user: User) -> bool:
@@ -345,7 +347,6 @@ def clear_failures(user: User) -> None:
             AuthFailure.user_id == user.id, AuthFailure.factor == FAILURE_FACTOR
         )
     )
-    db.session.commit()
 
 
 def check_second_factor(user: User, code: str, method: str) -> tuple[str, ...] | None:

@@ -197,7 +197,7 @@ def regenerate(login_session: LoginSession) -> ResponseReturnValue:
     if not totp.is_enabled(login_session.user):
         return redirect(url_for("two_step.manage"))
     record("recovery_codes.regenerated", subject=login_session.user.sub)
-    codes = totp.regenerate_recovery_codes(login_session.user)  # commits the event too
+    codes = totp.regenerate_recovery_codes(login_session.user)
     return render_template("two_step/recovery_codes.html", codes=codes, first_time=False)
 
 

@@ -82,14 +82,12 @@ def register_client(metadata: Any, initial_token: str | None) -> dict[str, Any]:
     if not consume_initial_token(initial):
         raise unauthorized("the initial access token is invalid, used or expired")
     try:
-        # The consumed initial token is committed with the client, by the request.
+        # The consumed initial token is committed with the client, by the request; the 400
+        # answer to refused metadata rolls its use back, so the token stays usable.
         client, secret = create_client(
             actor=DYNAMIC_REGISTRATION, name=name or UNNAMED, skip_consent=False, **requested
         )
     except (ClientError, PrivilegeError) as exc:
-        # Kept: the initial access token stays unused. use_once wrote it on the connection,
-        # which core.uow does not notice, so the 400 answer alone would not roll it back.
-        db.session.rollback()
         raise metadata_error(exc) from None
     if name is None:
         # RFC 7591 section 2: without a client_name the server may show the client_id.

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, Update, bindparam, update
 
 from ..extensions import db, utcnow
+from . import uow
 
 ROW_ID = "once_row_id"
 NOW = "once_now"
@@ -73,7 +74,11 @@ def run_once(statement: Update, row_id: Any, *, now: datetime | None = None) -> 
     """Execute a `use_once_statement` for one row; True when it changed exactly that row.
 
     On the session's connection, in its transaction; pending ORM changes are not flushed
-    first, and loaded objects keep their old `used_at` until refreshed.
+    first, and loaded objects keep their old `used_at` until refreshed. A row it changed
+    counts as a write of the unit of work (`core.uow`): the request's edge commits it, or
+    rolls it back when the request fails.
     """
     result = db.session.connection().execute(statement, {ROW_ID: row_id, NOW: now or utcnow()})
+    if result.rowcount:
+        uow.wrote(db.session())
     return bool(result.rowcount == 1)

@@ -14,7 +14,8 @@ A request that wrote nothing costs nothing here: no commit, no rollback, no roun
 beyond the one the session's own close pays today. Writes are noticed with session events
 (a flush, or an ORM INSERT/UPDATE/DELETE statement) and cleared by a commit or rollback,
 so code that still commits by itself keeps working: its request simply has nothing left
-to commit at the edge.
+to commit at the edge. A statement run on the session's connection passes no session
+event; its caller reports it with `wrote` (`core.once.run_once` does).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def keep() -> None:
     """Commit this unit of work even when its request ends in an error response."""
     db.session.info[KEEP] = True
     db.session.info[WRITES] = True
+
+
+def wrote(session: Session) -> None:
+    """Report a write the session's events do not see (a statement on its connection)."""
+    session.info[WRITES] = True
 
 
 def has_writes(session: Session) -> bool:

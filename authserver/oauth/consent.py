@@ -83,7 +83,7 @@ def has_consent(user_id: int, client_id: str, scope: str) -> bool:
 
 
 def remember_consent(user_id: int, client_id: str, scope: str, offered: str = "") -> None:
-    """Remember the person's latest answer for this client; commits.
+    """Remember the person's latest answer for this client (the request commits it).
 
     `scope` (what they allowed) is added; scopes they were `offered` and left unticked
     are forgotten, so an earlier "yes" does not outlive a later "no".
@@ -99,7 +99,6 @@ def remember_consent(user_id: int, client_id: str, scope: str, offered: str = ""
     record(
         "consent.granted", subject=sub_of(user_id), client_id=client_id, details={"scope": scope}
     )
-    db.session.commit()
 
 
 def apply_consent(ctx: AuthorizationContext, chosen: Iterable[str]) -> Deny | None:

@@ -59,7 +59,7 @@ def find_pending_code(user_code: str | None) -> DeviceCode | None:
 
 
 def approve_device_code(row: DeviceCode, session: LoginSession) -> bool:
-    """Section 3.3: the signed-in person allowed the device; commits. False if already decided.
+    """Section 3.3: the signed-in person allowed the device. False if already decided.
 
     RFC 6749 section 3.3: the scope narrows to what this person may have.
     """
@@ -76,11 +76,12 @@ def approve_device_code(row: DeviceCode, session: LoginSession) -> bool:
 
 
 def deny_device_code(row: DeviceCode) -> bool:
-    """Section 3.3: the person refused; the device gets access_denied. Commits."""
+    """Section 3.3: the person refused; the device gets access_denied."""
     return _decide(row, status="denied")
 
 
 def _decide(row: DeviceCode, **values: Any) -> bool:
+    """One atomic UPDATE of a pending code, in the request's unit of work (it commits)."""
     decided = db.session.execute(
         update(DeviceCode)
         .where(
@@ -90,5 +91,4 @@ def _decide(row: DeviceCode, **values: Any) -> bool:
         )
         .values(**values)
     )
-    db.session.commit()
     return bool(decided.rowcount == 1)  # type: ignore[attr-defined]

@@ -118,6 +118,7 @@ def test_describe_device(user_agent: str | None, device: str) -> None:
 def test_update_name_collapses_spaces_and_bounds_the_length(app: Flask) -> None:
     user = make_user(name="Alice")
     settings.update_name(user, "  Alice \t Liddell  ")
+    db.session.commit()  # the request's edge
     assert db.session.scalar(select(User.name)) == "Alice Liddell"
     with pytest.raises(AccountError):
         settings.update_name(user, "x" * (settings.MAX_NAME_LENGTH + 1))

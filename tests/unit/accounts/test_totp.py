@@ -25,6 +25,7 @@ def enrolled(email: str = "alice@example.com") -> tuple[User, str, list[str]]:
     secret = totp.begin_enrolment(user)
     now = totp.current_step()
     codes = totp.confirm_enrolment(user, pyotp.TOTP(secret).generate_otp(now))
+    db.session.commit()  # as the confirming request would
     return user, secret, codes
 
 
@@ -108,6 +109,7 @@ def test_a_code_is_accepted_once_and_earlier_steps_never_again(app: Flask) -> No
     assert totp.verify_totp(user, code_at(secret, step))
     assert not totp.verify_totp(user, code_at(secret, step))
     assert not totp.verify_totp(user, code_at(secret, step - 1))
+    db.session.commit()  # the request's edge; the UPDATE bypassed the loaded row
     assert db.session.get(User, user.id).totp_last_step == step
 
 

@@ -8,6 +8,7 @@ import pyotp
 import pytest
 
 from authserver.accounts.totp import begin_enrolment, pending_secret
+from authserver.extensions import db
 from authserver.keys import current_keyring
 from tests.conftest import TEST_SECRET
 from tests.factories import make_user
@@ -22,6 +23,7 @@ def test_reencrypt_moves_keys_and_totp_secrets_to_the_new_secret(app_factory: An
         user = make_user()
         user_id = user.id
         secret = begin_enrolment(user)
+        db.session.commit()  # the enrolment request's edge
         kid, _ = current_keyring().signing_key("ES256")
 
     try:
@@ -35,7 +37,6 @@ def test_reencrypt_moves_keys_and_totp_secrets_to_the_new_secret(app_factory: An
         rotated = app_factory(secret_key=NEW_SECRET)
         with rotated.app_context():
             from authserver.accounts.models import User
-            from authserver.extensions import db
 
             again = db.session.get(User, user_id)
             assert pending_secret(again) == secret

@@ -9,10 +9,14 @@ import pytest
 from flask import Flask, abort
 from sqlalchemy import event, func, select, update
 
+from authserver.accounts.links import VERIFY_EMAIL, issue
+from authserver.accounts.models import AccountToken
 from authserver.audit.models import AuditEvent
 from authserver.audit.services import record
 from authserver.core import uow
+from authserver.core.once import use_once
 from authserver.extensions import db
+from tests.factories import make_user
 
 
 @pytest.fixture
@@ -37,6 +41,11 @@ def app(app_factory: Any) -> Any:
     def statement() -> Any:
         db.session.execute(update(AuditEvent).values(actor="changed"))
         abort(400)
+
+    @app.get("/use-once/<int:row_id>/<int:status>")
+    def consume(row_id: int, status: int) -> Any:
+        assert use_once(AccountToken, row_id)
+        return "", status
 
     @app.get("/read")
     def read() -> Any:
@@ -94,6 +103,17 @@ def test_a_statement_counts_as_a_write(app: Flask) -> None:
     assert app.test_client().get("/statement").status_code == 400
     db.session.rollback()
     assert db.session.scalar(select(AuditEvent.actor)) == "before"
+
+
+@pytest.mark.parametrize(("status", "used"), [(200, True), (302, True), (400, False)])
+def test_a_row_used_once_is_a_write(app: Flask, status: int, used: bool) -> None:
+    """use_once runs plain SQL on the connection: its request commits or rolls it back."""
+    issue(make_user(), VERIFY_EMAIL, "alice@example.com")
+    db.session.commit()
+    row_id = db.session.scalar(select(AccountToken.id))
+    assert app.test_client().get(f"/use-once/{row_id}/{status}").status_code == status
+    db.session.rollback()
+    assert (db.session.scalar(select(AccountToken.used_at)) is not None) is used
 
 
 def test_kept_writes_outlive_an_error_answer(app: Flask) -> None:
