@@ -13,7 +13,6 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..extensions import db
 from ..sessions.models import LoginSession
 from ..sessions.services import current_session, end_session
 from . import apps, proof, settings
@@ -191,7 +190,6 @@ def revoke_app(login_session: LoginSession) -> ResponseReturnValue:
         abort(400)
     if not apps.revoke_app(login_session.user, form.client_id.data):
         abort(404)
-    db.session.commit()
     flash("The app's access was removed.")
     return _back()
 

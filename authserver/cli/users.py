@@ -15,7 +15,6 @@ from ..accounts.services import AccountError, list_users
 from ..admin.serializers import serialize_user
 from ..admin.services.base import AdminError
 from ..admin.services.users import create_user_as_admin, set_user_active
-from ..extensions import db
 from ..roles.services import RoleError, assign_role, remove_role
 from .lookup import cli_actor, fail, find_role, find_user
 
@@ -130,7 +129,6 @@ def set_password_command(email: str, password: str | None, password_stdin: bool)
         set_password(user, secret, reason="admin", actor=cli_actor())
     except AccountError as exc:
         fail(str(exc))
-    db.session.commit()
     click.echo(f"Set the password of {user.email}; their sessions and tokens were revoked.")
 
 
