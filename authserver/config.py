@@ -63,7 +63,7 @@ class Config:
     # Who delivers the mail outbox: "thread" (a thread in each serving process) or
     # "external" (only `authserver mail deliver --follow`, run as its own service).
     mail_sender: str = "thread"
-    # Mail sends allowed per recipient, per account and per client IP (Flask-Limiter
+    # Mail sends allowed per recipient, per account and per client IP (the `limits`
     # notation); over them a message is stored as suppressed. Security notices to an
     # account's own address are never limited. Off with ratelimit_enabled=false.
     mail_limit_recipient: str = "5/hour;20/day"
@@ -99,7 +99,7 @@ class Config:
     # Lifetimes of e-mailed links, in seconds.
     password_reset_ttl: int = 30 * 60
     email_verification_ttl: int = 24 * 3600
-    # Rate limits (Flask-Limiter notation, ";"-separated): Redis-backed when redis_url is set.
+    # Rate limits (`limits` notation, ";"-separated): in Redis when redis_url is set.
     ratelimit_enabled: bool = True
     # When Redis is down: refuse limited requests (true) or fall back to per-process memory.
     ratelimit_fail_closed: bool = False
@@ -231,7 +231,7 @@ POSITIVE_SETTINGS = (
     "audit_retention_days",
     "mail_retention_days",
 )
-# Rate limits in Flask-Limiter's notation.
+# Rate limits in the `limits` library's notation.
 LIMIT_SETTINGS = (
     "ratelimit_pages",
     "ratelimit_api",
@@ -242,7 +242,7 @@ LIMIT_SETTINGS = (
 
 
 def _check_limits(name: str, value: str) -> None:
-    """Flask-Limiter's notation, e.g. "20/minute;300/hour"."""
+    """The `limits` library's notation, e.g. "20/minute;300/hour"."""
     from limits import parse_many
 
     try:

@@ -1,13 +1,18 @@
-"""Rate limits (Flask-Limiter) on the pages people post to and on the OAuth API endpoints.
+"""Rate limits on the pages people post to and on the OAuth API endpoints.
 
 Counters live in Redis when `redis_url` is set, so the limits hold across processes and
-instances, and in memory otherwise. Each app gets its own `Limiter`: Flask-Limiter keeps
-its storage and its "Redis is down" state on the extension object, so one object bound
-to several apps (one per test, two in a multi-instance test) would mix their counters.
+instances, and in memory otherwise. The counting is the `limits` library's (its storage
+and its sliding window counter: two counters per key, one Redis round trip per hit);
+what is counted is decided here, once per request, from the registry
+(core/capabilities.py): the endpoint's class (pages, API, or none with a reason) picks
+the limits and the key. `check_endpoint_classes` refuses to start an app with a protocol
+endpoint the registry does not list.
 
-Each endpoint's limit class (pages, API, or none with a reason) is read from the
-registry, core/capabilities.py, rather than set by decorators; `check_endpoint_classes`
-refuses to start an app with a protocol endpoint the registry does not list.
+This module replaced Flask-Limiter, whose per-request limit resolution (decorators,
+blueprint scopes, exemption callbacks) cost about 0.2 ms of CPU on every request, more
+than the token endpoint's own work (bench/RESULTS.md). Each app gets its own
+`RateLimiter`: one object bound to several apps (one per test, two in a multi-instance
+test) would mix their counters.
 """
 
 from __future__ import annotations
@@ -22,17 +27,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, request
-from flask_limiter import Limit, Limiter, RequestLimit
-from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, Storage
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
+from ..config import Config
 from ..core.capabilities import (
-    API_ENDPOINTS,
     ENDPOINTS_BY_NAME,
-    PAGE_ENDPOINTS,
     PROTOCOL_BLUEPRINTS,
+    RateLimit,
 )
 from .errors import handle_http_exception
 
@@ -45,6 +50,8 @@ KEY_PREFIX = "authserver"
 _MAX_CLIENT_ID = 255
 # Redis must answer fast, or a stalled Redis would stall every sign-in.
 _REDIS_TIMEOUT_SECONDS = 0.5
+# After Redis failed, count in memory (or refuse) this long before trying it again.
+_STORAGE_RETRY_SECONDS = 5.0
 # What a refused request is told to wait when the storage itself is down (fail closed).
 _STORAGE_DOWN_RETRY_AFTER = 30
 
@@ -82,80 +89,121 @@ def _basic_user() -> str:
     return unquote(user.replace("+", " ")) if separator else ""
 
 
-def _is_page_request() -> bool:
-    return request.endpoint in PAGE_ENDPOINTS
+class RateLimiter:
+    """One app's limits, their storage, and what happens while the storage is down."""
 
-
-def _is_api_request() -> bool:
-    return request.endpoint in API_ENDPOINTS
-
-
-class AuthserverLimiter(Limiter):
-    """Flask-Limiter that answers 503 instead of 500 when failing closed on a storage outage."""
-
-    fail_closed = False
-    _outage_logged = False
-
-    def _check_request_limit(
-        self, callable_name: str | None = None, in_middleware: bool = True
-    ) -> None:
-        try:
-            super()._check_request_limit(callable_name, in_middleware)
-        except StorageError as error:
-            if not self.fail_closed:
-                raise
-            if not self._outage_logged:
-                log.warning("rate limit storage unreachable, refusing limited requests: %s", error)
-                self._outage_logged = True
-            unavailable = ServiceUnavailable(retry_after=_STORAGE_DOWN_RETRY_AFTER)
-            raise unavailable from error
+    def __init__(self, config: Config) -> None:
+        self.enabled = config.ratelimit_enabled
+        self.fail_closed = config.ratelimit_fail_closed
+        self.limits: dict[RateLimit, tuple[RateLimitItem, ...]] = {
+            RateLimit.PAGE: tuple(parse_many(config.ratelimit_pages)),
+            RateLimit.API: tuple(parse_many(config.ratelimit_api)),
+        }
+        self.memory = MemoryStorage()
+        self.shared: Storage | None = None
+        if config.redis_url:
+            shared = storage_from_string(
+                config.redis_url,
+                key_prefix=KEY_PREFIX,
+                wrap_exceptions=True,
+                socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+                socket_timeout=_REDIS_TIMEOUT_SECONDS,
+            )
+            assert isinstance(shared, Storage)  # a redis:// URL gives the synchronous one
+            self.shared = shared
+        self._shared_down_until = 0.0
         self._outage_logged = False
+
+    def storage(self) -> Storage:
+        """Where counters live now: Redis, memory, or memory while Redis is down."""
+        if self.shared is None or time.monotonic() < self._shared_down_until:
+            return self.memory
+        return self.shared
+
+    def breached(self, kind: RateLimit, key: str) -> RateLimitItem | None:
+        """Count one request against the limits of `kind`; the first one it is over, if any.
+
+        `key` names the bucket: the endpoint and who is calling (`check_rate_limit`).
+
+        Every limit is counted even once one is breached, as before, so that a refused
+        burst also spends the longer windows.
+        """
+        storage = self.storage()
+        if storage is self.memory and self.shared is not None and self.fail_closed:
+            raise ServiceUnavailable(retry_after=_STORAGE_DOWN_RETRY_AFTER)
+        try:
+            return _hit_all(storage, self.limits[kind], kind.value, key)
+        except StorageError as error:
+            self._storage_failed(error)
+            if self.fail_closed:
+                raise ServiceUnavailable(retry_after=_STORAGE_DOWN_RETRY_AFTER) from error
+            return _hit_all(self.memory, self.limits[kind], kind.value, key)
+
+    def seconds_until_reset(self, item: RateLimitItem, kind: RateLimit, key: str) -> int:
+        """Whole seconds until the breached limit admits a request again (at least 1)."""
+        try:
+            stats = SlidingWindowCounterRateLimiter(self.storage()).get_window_stats(
+                item, kind.value, key
+            )
+        except StorageError:
+            return 60
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _storage_failed(self, error: StorageError) -> None:
+        self._shared_down_until = time.monotonic() + _STORAGE_RETRY_SECONDS
+        if not self._outage_logged:
+            what = "refusing limited requests" if self.fail_closed else "counting in memory"
+            log.warning("rate limit storage unreachable, %s: %s", what, error)
+            self._outage_logged = True
+
+
+def _hit_all(storage: Storage, items: tuple[RateLimitItem, ...], scope: str, key: str) -> Any:
+    strategy = SlidingWindowCounterRateLimiter(storage)
+    over = None
+    for item in items:
+        if not strategy.hit(item, scope, key) and over is None:
+            over = item
+    return over
 
 
 def init_app(app: Flask) -> None:
-    """Bind a new limiter to `app` with the configured limits and storage."""
-    config = app.config["AUTHSERVER"]
-    if config.redis_url:
-        storage_uri = config.redis_url
-        options: dict[str, Any] = {
-            "key_prefix": KEY_PREFIX,
-            "socket_connect_timeout": _REDIS_TIMEOUT_SECONDS,
-            "socket_timeout": _REDIS_TIMEOUT_SECONDS,
-        }
+    """Give `app` its limiter and count each request before its view runs."""
+    app.extensions[EXTENSION] = RateLimiter(app.config["AUTHSERVER"])
+    app.before_request(check_rate_limit)
+
+
+def check_rate_limit() -> Response | None:
+    """before_request: 429 (with Retry-After) when this request is over its class's limit.
+
+    Each page counts POSTs per client IP; each API endpoint counts every request per
+    client and IP. Every endpoint has its own budget.
+    """
+    limiter = current_limiter()
+    endpoint = ENDPOINTS_BY_NAME.get(request.endpoint or "")
+    if not limiter.enabled or endpoint is None:
+        return None
+    kind = endpoint.rate_limit
+    if kind is RateLimit.API:
+        key = f"{endpoint.name}/{client_key()}"
+    elif kind is RateLimit.PAGE and request.method == "POST":
+        key = f"{endpoint.name}/{client_ip()}"
     else:
-        storage_uri, options = "memory://", {}
-    options["wrap_exceptions"] = True
-    # Flask-Limiter reads a few settings only from app.config.
-    app.config.setdefault("RATELIMIT_ENABLED", config.ratelimit_enabled)
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
-    limiter = AuthserverLimiter(
-        key_func=client_ip,
-        default_limits=[
-            Limit(
-                config.ratelimit_pages,
-                key_function=client_ip,
-                methods=["POST"],
-                scope="pages",
-                exempt_when=lambda: not _is_page_request(),
-            ),
-            Limit(
-                config.ratelimit_api,
-                key_function=client_key,
-                scope="api",
-                exempt_when=lambda: not _is_api_request(),
-            ),
-        ],
-        storage_uri=storage_uri,
-        storage_options=options,
-        strategy="moving-window",
-        in_memory_fallback_enabled=not config.ratelimit_fail_closed,
-        swallow_errors=False,
-        enabled=config.ratelimit_enabled,
-    )
-    limiter.fail_closed = config.ratelimit_fail_closed
-    limiter.init_app(app)
-    app.extensions[EXTENSION] = limiter
-    app.register_error_handler(RateLimitExceeded, handle_rate_limit_exceeded)
+        return None
+    item = limiter.breached(kind, key)
+    if item is None:
+        return None
+    return too_many_requests(limiter.seconds_until_reset(item, kind, key), kind)
+
+
+def too_many_requests(wait: int, kind: RateLimit) -> Response:
+    """429 with Retry-After: the JSON error for API clients, the error page for people."""
+    if kind is RateLimit.API:
+        description = f"Too many requests. Retry after {wait} seconds."
+    else:
+        description = f"Too many attempts. Wait {_in_words(wait)} and try again."
+    response = handle_http_exception(TooManyRequests(description))
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def unclassified_endpoints(app: Flask) -> list[str]:
@@ -178,44 +226,15 @@ def check_endpoint_classes(app: Flask) -> None:
         )
 
 
-def current_limiter() -> AuthserverLimiter:
+def current_limiter() -> RateLimiter:
     """The limiter bound to the current app."""
-    limiter: AuthserverLimiter = current_app.extensions[EXTENSION]
+    limiter: RateLimiter = current_app.extensions[EXTENSION]
     return limiter
 
 
 def storage() -> Storage:
     """Where counters live now: Redis, memory, or the memory fallback while Redis is down."""
-    limiter = current_limiter()
-    if not limiter.initialized:
-        fallback: Storage = current_app.extensions.setdefault(
-            f"{EXTENSION}_memory", MemoryStorage()
-        )
-        return fallback
-    return limiter.limiter.storage
-
-
-def handle_rate_limit_exceeded(error: RateLimitExceeded) -> Response:
-    """429 with Retry-After: the JSON error for API clients, the error page for people."""
-    limit = current_limiter().current_limit
-    wait = _seconds_until_reset(limit)
-    if request.endpoint in API_ENDPOINTS or request.path.startswith("/oauth2/"):
-        description = f"Too many requests. Retry after {wait} seconds."
-    else:
-        description = f"Too many attempts. Wait {_in_words(wait)} and try again."
-    response = handle_http_exception(TooManyRequests(description))
-    response.headers["Retry-After"] = str(wait)
-    return response
-
-
-def _seconds_until_reset(limit: RequestLimit | None) -> int:
-    """Whole seconds until the breached limit admits a request again (at least 1)."""
-    if limit is None:
-        return 60
-    try:
-        return max(1, math.ceil(limit.window[0] - time.time()))
-    except StorageError:
-        return 60
+    return current_limiter().storage()
 
 
 def _in_words(seconds: int) -> str:
