@@ -64,11 +64,12 @@ def _init_extensions(app: Flask, config: Config, *, migrations: bool) -> None:
     """Bind the database, the unit of work and each package's hooks, bottom layer first."""
     from . import audit, keys, mail, oauth, oidc, roles, security, sessions
     from .clients.origins import is_registered_origin
-    from .core import uow
+    from .core import epoch, uow
     from .extensions import csrf, db
 
     db.init_app(app)
     uow.init_app(app)
+    epoch.init_app(app)
     if config.database_url.startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)

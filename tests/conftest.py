@@ -35,7 +35,7 @@ from authserver import create_app
 
 # Tables kept between tests: signing keys are slow to generate and roles are seeded
 # by the migrations.
-KEPT_TABLES = {"alembic_version", "signing_keys", "roles"}
+KEPT_TABLES = {"alembic_version", "signing_keys", "roles", "cache_epochs"}
 TEST_SECRET = "test-secret-" + "x" * 40
 # Fixtures whose users read the database from another connection or thread: an SMTP
 # server fed by the mail sender, a live server, keys written by the key ring's own session.

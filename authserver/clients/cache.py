@@ -4,6 +4,8 @@ Authlib calls `query_client` several times per request; the snapshot answers
 its `ClientMixin` questions without touching the database. The cache expires
 after `cache_ttl` seconds, so every instance sees a change made on another one
 within that bound; a change made here is seen at once (`invalidate_client_cache`).
+A change that revokes the client's tokens (disabled, deleted, secret rotated) moves
+core.epoch's counter, which empties the cache on every instance within a second.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import event, select
 
+from ..core import epoch
 from ..core.secrets import matches_hash
 from ..extensions import db
 from .models import Client
@@ -146,11 +149,16 @@ def load_client(client_id: str | None) -> OAuthClient | None:
     if "\x00" in client_id:
         # No client id holds NUL, and PostgreSQL refuses it in a query parameter.
         return None
-    cache: dict[str, tuple[float, OAuthClient]] = current_app.extensions.setdefault(CACHE_KEY, {})
+    cache: dict[str, tuple[float, int, OAuthClient]] = current_app.extensions.setdefault(
+        CACHE_KEY, {}
+    )
     now = time.monotonic()
+    # Disabling a client or rotating its secret revokes its tokens: core.epoch bounds how
+    # long another instance may go on using the snapshot it had (a second).
+    at = epoch.current()
     hit = cache.get(client_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None and hit[0] > now and hit[1] == at:
+        return hit[2]
     row = db.session.scalar(select(Client).where(Client.client_id == client_id))
     if row is None or not row.is_active:
         # Misses are not cached: a client created on another instance works at once.
@@ -158,7 +166,7 @@ def load_client(client_id: str | None) -> OAuthClient | None:
     snapshot = OAuthClient.from_model(row)
     if len(cache) > 10_000:
         cache.clear()
-    cache[client_id] = (now + current_app.config["AUTHSERVER"].cache_ttl, snapshot)
+    cache[client_id] = (now + current_app.config["AUTHSERVER"].cache_ttl, at, snapshot)
     return snapshot
 
 

@@ -1,7 +1,8 @@
 """Two instances behind one load balancer share PostgreSQL and Redis and need nothing else.
 
 A session started on one is valid on the other, a token revoked on one is
-refused by the other's introspection, a key rotated anywhere is used and
+refused by the other's introspection within a second (core.epoch's bound, although
+the other had the token's answer cached), a key rotated anywhere is used and
 published by both within `cache_ttl`, and rate limits count across both.
 """
 
@@ -16,6 +17,10 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from authserver.admin.services.clients import set_client_active
+from authserver.clients.models import Client
+from authserver.core.epoch import POLL_SECONDS
+from authserver.extensions import db
 from tests.functional.instances import (
     CACHE_TTL,
     HTTP_TIMEOUT,
@@ -103,10 +108,62 @@ def test_a_token_revoked_on_one_instance_introspects_inactive_on_the_other(
         )
         assert revoked.status_code == 200, revoked.text
 
-    # Revoking a refresh token ends its grant, so its access token goes with it.
+    # Revoking a refresh token ends its grant, so its access token goes with it. B had
+    # both access tokens' answers cached: it drops them within the epoch's bound.
     for token in (first["refresh_token"], first["access_token"], second["access_token"]):
-        assert introspect(cluster, cluster.b, token) == {"active": False}
+        assert seconds_until_inactive(cluster, cluster.b, token) <= POLL_SECONDS + SLACK
     assert introspect(cluster, cluster.b, second["refresh_token"])["active"] is True
+
+
+# Request time on a loaded machine, on top of the bound itself.
+SLACK = 0.5
+
+
+def seconds_until_inactive(cluster: Cluster, instance: Instance, token: str) -> float:
+    """Introspect on `instance` until the token is inactive; the seconds that took."""
+    started = time.monotonic()
+    while introspect(cluster, instance, token)["active"]:
+        assert time.monotonic() - started < 5 * POLL_SECONDS, "still active after 5 s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_a_client_disabled_anywhere_loses_its_cached_tokens_everywhere_within_a_second(
+    cluster: Cluster,
+) -> None:
+    rp_token = signed_in_tokens(cluster)["access_token"]
+    # Cached on both instances: each answers from memory from the second call on.
+    for instance in (cluster.a, cluster.b, cluster.a, cluster.b):
+        assert introspect(cluster, instance, rp_token)["active"] is True
+        userinfo = requests.get(
+            instance.url + "/userinfo",
+            headers={"Authorization": f"Bearer {rp_token}"},
+            timeout=HTTP_TIMEOUT,
+        )
+        assert userinfo.status_code == 200
+
+    def disable() -> None:
+        client = db.session.scalar(db.select(Client).filter_by(client_id=cluster.rp_id))
+        set_client_active(client, False)
+        db.session.commit()
+
+    def enable() -> None:
+        client = db.session.scalar(db.select(Client).filter_by(client_id=cluster.rp_id))
+        set_client_active(client, True)
+        db.session.commit()
+
+    cluster.run(disable)
+    try:
+        for instance in (cluster.a, cluster.b):
+            assert seconds_until_inactive(cluster, instance, rp_token) <= POLL_SECONDS + SLACK
+            refused = requests.get(
+                instance.url + "/userinfo",
+                headers={"Authorization": f"Bearer {rp_token}"},
+                timeout=HTTP_TIMEOUT,
+            )
+            assert refused.status_code == 401
+    finally:
+        cluster.run(enable)
 
 
 def published_kids(instance: Instance) -> set[str]:
