@@ -16,7 +16,6 @@ from flask import request as flask_request
 
 from ..clients.cache import OAuthClient, load_client
 from ..core import capabilities
-from ..extensions import db
 from ..oidc.extension import OpenIDConnect
 from ..security.limits import repeated_parameter
 from .endpoints import token as token_endpoint
@@ -109,18 +108,12 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return token_endpoint.create_token_response(self, self.token_grants)
 
     def create_endpoint_response(self, name: str, request: Any = None) -> Response:
+        """Revocation and introspection; what they write (a revoked token's record) is
+        committed by the request's unit of work (core.uow), only when there is any."""
         refused = self.refuse_repeated_parameters(name)
         if refused is not None:
             return refused
-        try:
-            response = super().create_endpoint_response(name, request)
-        except Exception:
-            db.session.rollback()
-            raise
-        if response.status_code == 200:
-            db.session.commit()
-        else:
-            db.session.rollback()
+        response: Response = super().create_endpoint_response(name, request)
         return response
 
     def refuse_repeated_parameters(self, endpoint: str) -> Response | None:
