@@ -8,7 +8,8 @@ ratio authserver/peer is printed with its median and spread over the rounds.
     .venv/bin/python -m bench.run [--rounds 3] [--duration 5] [--quick] [--skip-scale] ...
 
 The load generator is wrk (C, one thread per core, keep-alive) with bench/wrk/flow.lua;
-its own CPU per request is printed so a saturated generator shows.
+its own CPU per request is printed so a saturated generator shows. Every run's sampled
+answers are verified (bench/verify.py): a wrong answer fails the whole run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from urllib.parse import quote, urlsplit
 from bench import peer as peer_module
 from bench.peer import Peer, pkce_pair
 from bench.target import Authserver
+from bench.verify import VerificationError, verify_run
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA = BENCH_DIR / "wrk" / "flow.lua"
@@ -49,6 +51,7 @@ class Target(Protocol):
     """What bench/peer.py's Peer and bench/target.py's Authserver both offer."""
 
     name: str
+    alg: str
     client_id: str
     client_secret: str
     redirect_uri: str
@@ -67,6 +70,7 @@ class Target(Protocol):
     def userinfo_token(self) -> str: ...
     def refresh_tokens(self, n: int) -> list[str]: ...
     def introspection_token(self) -> str: ...
+    def refresh(self, refresh_token: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -222,9 +226,18 @@ def rss_mb(pid: int) -> float:
 
 
 def run_wrk(
-    target: Target, env: dict[str, str], seconds: float, connections: int, threads: int
+    target: Target,
+    env: dict[str, str],
+    seconds: float,
+    connections: int,
+    threads: int,
+    samples: Path | None = None,
 ) -> Run:
-    """One bounded wrk run; the server's CPU is read before and after."""
+    """One bounded wrk run; the server's CPU is read before and after.
+
+    With `samples`, a path prefix, each wrk thread writes answers it sampled to
+    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py.
+    """
     base = f"http://{urlsplit(target.issuer).netloc}"
     command = [
         "wrk",
@@ -242,7 +255,12 @@ def run_wrk(
     wrk_before = _reaped_children_cpu()
     process = subprocess.Popen(
         command,
-        env={**os.environ, **env, "BENCH_THREADS": str(threads)},
+        env={
+            **os.environ,
+            **env,
+            "BENCH_THREADS": str(threads),
+            **({"BENCH_SAMPLES": str(samples)} if samples else {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -287,6 +305,23 @@ def running(target: Any) -> Iterator[Any]:
         target.stop()
 
 
+def verified_run(
+    target: Target,
+    workload: Workload,
+    args: argparse.Namespace,
+    scratch: Path,
+    seconds: float,
+) -> tuple[Run, int]:
+    """One wrk run of `workload` on `target`, its sampled answers verified; and their number.
+
+    Raises VerificationError on a wrong answer.
+    """
+    samples = scratch / f"samples-{target.name}-{workload.name}-{time.monotonic_ns()}"
+    env = workload.env(target, scratch)
+    run = run_wrk(target, env, seconds, args.connections, 2, samples)
+    return run, verify_run(target, workload.name, samples, run.ok)
+
+
 def compare(
     targets: list[Target],
     workloads: list[Workload],
@@ -298,18 +333,23 @@ def compare(
     results = [Result(w.name, {t.name: [] for t in targets}) for w in workloads]
     for workload in workloads:
         for target in targets:
-            run_wrk(target, workload.env(target, scratch), args.warmup, args.connections, 2)
+            _, checked = verified_run(target, workload, args, scratch, args.warmup)
+            print(
+                f"  [{label}] warm-up {workload.name:<18} {target.name:<14} verified"
+                f" {checked} samples",
+                flush=True,
+            )
     for round_number in range(args.rounds):
         order = targets if round_number % 2 == 0 else list(reversed(targets))
         for workload, result in zip(workloads, results, strict=True):
             for target in order:
-                env = workload.env(target, scratch)
-                run = run_wrk(target, env, args.duration, args.connections, 2)
+                run, checked = verified_run(target, workload, args, scratch, args.duration)
                 result.runs[target.name].append(run)
                 print(
                     f"  [{label}] round {round_number + 1} {workload.name:<18} {target.name:<14}"
                     f" {run.rate:8.0f}/s  p99 {run.p99_ms:6.1f} ms  cpu {run.server_cpu_ms:.3f}"
-                    f" ms/op  wrk {run.wrk_cpu_ms:.3f} ms/req  failed {run.failed}",
+                    f" ms/op  wrk {run.wrk_cpu_ms:.3f} ms/req  failed {run.failed}"
+                    f"  verified {checked} samples",
                     flush=True,
                 )
     return results
@@ -522,7 +562,11 @@ def main(argv: list[str] | None = None) -> int:
             None if args.skip_signin else lambda: signin(args),
         ):
             if part is not None:
-                lines, found = part()
+                try:
+                    lines, found = part()
+                except VerificationError as error:
+                    print(f"bench: verification failed: {error}", file=sys.stderr)
+                    return 1
                 out += lines
                 checks += found
     out += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
