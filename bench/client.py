@@ -247,6 +247,14 @@ class IssuerUnderTest(ABC):
         """An authorization code in the signed-in session `cookies`."""
         return self.authorize(cookies, challenge, scope)
 
+    def new_session(self) -> None:
+        """Forget the server's own browser session: the next flow signs in afresh.
+
+        For after a replayed refresh token revoked the grant behind that session (every
+        token of the peer's `refresh_tokens()` shares it): the next pool gets a new grant.
+        """
+        self._cookies = None
+
     # -- tokens ------------------------------------------------------------------------
 
     @abstractmethod

@@ -6,9 +6,13 @@ round, several rounds. Only ratios from one run count (the machine is noisy), so
 ratio authserver/peer is printed with its median and spread over the rounds.
 
     .venv/bin/python -m bench.run [--rounds 3] [--duration 5] [--quick] [--skip-scale] ...
+    .venv/bin/python -m bench.run --quick --ours-only --workers 2 --skip-signin  # CI smoke
 
 The load generator is wrk (C, one thread per core, keep-alive) with bench/wrk/flow.lua;
-its own CPU per request is printed so a saturated generator shows.
+its own CPU per request is printed so a saturated generator shows. Every run's sampled
+answers are verified (bench/verify.py): a wrong answer fails the whole run.
+`--ours-only` runs authserver alone (no node, no peer), ES256, and fails on any failed
+request as well: the smoke `.ci/run` runs so that the bench cannot rot.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from urllib.parse import quote, urlsplit
 from bench import peer as peer_module
 from bench.peer import Peer, pkce_pair
 from bench.target import Authserver
+from bench.verify import VerificationError, verify_run
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA = BENCH_DIR / "wrk" / "flow.lua"
@@ -49,6 +54,7 @@ class Target(Protocol):
     """What bench/peer.py's Peer and bench/target.py's Authserver both offer."""
 
     name: str
+    alg: str
     client_id: str
     client_secret: str
     redirect_uri: str
@@ -67,6 +73,7 @@ class Target(Protocol):
     def userinfo_token(self) -> str: ...
     def refresh_tokens(self, n: int) -> list[str]: ...
     def introspection_token(self) -> str: ...
+    def refresh(self, refresh_token: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -222,9 +229,18 @@ def rss_mb(pid: int) -> float:
 
 
 def run_wrk(
-    target: Target, env: dict[str, str], seconds: float, connections: int, threads: int
+    target: Target,
+    env: dict[str, str],
+    seconds: float,
+    connections: int,
+    threads: int,
+    samples: Path | None = None,
 ) -> Run:
-    """One bounded wrk run; the server's CPU is read before and after."""
+    """One bounded wrk run; the server's CPU is read before and after.
+
+    With `samples`, a path prefix, each wrk thread writes answers it sampled to
+    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py.
+    """
     base = f"http://{urlsplit(target.issuer).netloc}"
     command = [
         "wrk",
@@ -242,7 +258,12 @@ def run_wrk(
     wrk_before = _reaped_children_cpu()
     process = subprocess.Popen(
         command,
-        env={**os.environ, **env, "BENCH_THREADS": str(threads)},
+        env={
+            **os.environ,
+            **env,
+            "BENCH_THREADS": str(threads),
+            **({"BENCH_SAMPLES": str(samples)} if samples else {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -287,6 +308,29 @@ def running(target: Any) -> Iterator[Any]:
         target.stop()
 
 
+def verified_run(
+    target: Target,
+    workload: Workload,
+    args: argparse.Namespace,
+    scratch: Path,
+    seconds: float,
+) -> tuple[Run, int]:
+    """One wrk run of `workload` on `target`, its sampled answers verified; and their number.
+
+    Raises VerificationError on a wrong answer and, under --ours-only, on any failed one.
+    """
+    samples = scratch / f"samples-{target.name}-{workload.name}-{time.monotonic_ns()}"
+    env = workload.env(target, scratch)
+    run = run_wrk(target, env, seconds, args.connections, 2, samples)
+    checked = verify_run(target, workload.name, samples, run.ok)
+    if args.ours_only and (run.failed or run.socket_errors):
+        raise VerificationError(
+            f"{target.name} {workload.name}: {run.failed} failed requests,"
+            f" {run.socket_errors} socket errors"
+        )
+    return run, checked
+
+
 def compare(
     targets: list[Target],
     workloads: list[Workload],
@@ -298,18 +342,23 @@ def compare(
     results = [Result(w.name, {t.name: [] for t in targets}) for w in workloads]
     for workload in workloads:
         for target in targets:
-            run_wrk(target, workload.env(target, scratch), args.warmup, args.connections, 2)
+            _, checked = verified_run(target, workload, args, scratch, args.warmup)
+            print(
+                f"  [{label}] warm-up {workload.name:<18} {target.name:<14} verified"
+                f" {checked} samples",
+                flush=True,
+            )
     for round_number in range(args.rounds):
         order = targets if round_number % 2 == 0 else list(reversed(targets))
         for workload, result in zip(workloads, results, strict=True):
             for target in order:
-                env = workload.env(target, scratch)
-                run = run_wrk(target, env, args.duration, args.connections, 2)
+                run, checked = verified_run(target, workload, args, scratch, args.duration)
                 result.runs[target.name].append(run)
                 print(
                     f"  [{label}] round {round_number + 1} {workload.name:<18} {target.name:<14}"
                     f" {run.rate:8.0f}/s  p99 {run.p99_ms:6.1f} ms  cpu {run.server_cpu_ms:.3f}"
-                    f" ms/op  wrk {run.wrk_cpu_ms:.3f} ms/req  failed {run.failed}",
+                    f" ms/op  wrk {run.wrk_cpu_ms:.3f} ms/req  failed {run.failed}"
+                    f"  verified {checked} samples",
                     flush=True,
                 )
     return results
@@ -340,6 +389,24 @@ def table(results: list[Result], ours: str, theirs: str, title: str) -> list[str
     return [*lines, ""]
 
 
+def solo_table(results: list[Result], name: str, title: str) -> list[str]:
+    """Markdown for one server alone (--ours-only): rate, p99, CPU per operation, failures."""
+    lines = [
+        f"### {title}",
+        "",
+        "| workload | /s | p99 ms | CPU ms/op | wrk CPU ms/req | failed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        failed = sum(r.failed + r.socket_errors for r in result.runs[name])
+        lines.append(
+            f"| {result.workload} | {result.median(name, 'rate'):.0f}"
+            f" | {result.median(name, 'p99_ms'):.1f} | {result.median(name, 'server_cpu_ms'):.3f}"
+            f" | {result.median(name, 'wrk_cpu_ms'):.3f} | {failed} |"
+        )
+    return [*lines, ""]
+
+
 @dataclass
 class Check:
     target: str
@@ -348,32 +415,44 @@ class Check:
 
 
 def side_by_side(args: argparse.Namespace, scratch: Path) -> tuple[list[str], list[Check]]:
-    """Every workload at 1 and 2 processes, ES256; client_credentials also RS256."""
+    """Every workload at 1 and 2 processes, ES256; client_credentials also RS256.
+
+    With --ours-only, authserver alone and ES256 only.
+    """
     out: list[str] = []
     checks: list[Check] = []
     chosen = [WORKLOADS[name] for name in args.workloads]
     for workers in args.workers:
-        for alg in ("ES256", "RS256"):
+        for alg in ("ES256",) if args.ours_only else ("ES256", "RS256"):
             workloads = chosen if alg == "ES256" else [WORKLOADS["client_credentials"]]
             workloads = [w for w in workloads if w.name in args.workloads]
             if not workloads:
                 continue
             label = f"{workers}w {alg}"
-            print(f"== {label}: authserver ({args.server}) and oidc-provider", flush=True)
             ours = Authserver(OURS_PORT, workers, alg, server=args.server)
-            theirs = Peer(PEER_PORT, workers, alg)
+            targets: list[Target] = [ours]
+            if args.ours_only:
+                print(f"== {label}: authserver ({args.server}) alone", flush=True)
+            else:
+                print(f"== {label}: authserver ({args.server}) and oidc-provider", flush=True)
+                targets.append(Peer(PEER_PORT, workers, alg))
             with ExitStack() as stack:
-                stack.enter_context(running(ours))
-                stack.enter_context(running(theirs))
-                results = compare([ours, theirs], workloads, args, scratch, label)
+                for target in targets:
+                    stack.enter_context(running(target))
+                results = compare(targets, workloads, args, scratch, label)
                 worker_rss = [rss_mb(pid) for pid in ours.pids()[1:]] or [
                     rss_mb(pid) for pid in ours.pids()
                 ]
             title = f"{workers} process{'es' if workers > 1 else ''}, access tokens {alg}"
-            out += table(results, ours.name, theirs.name, title)
+            if args.ours_only:
+                out += solo_table(results, ours.name, f"authserver alone, {title}")
+            else:
+                out += table(results, ours.name, targets[1].name, title)
             out.append(f"authserver RSS per worker after the runs: {_mbs(worker_rss)}")
             out.append("")
-            if workers == 2:
+            if workers == 2 and args.ours_only:
+                checks += rss_met(alg, worker_rss)
+            elif workers == 2:
                 checks += targets_met(results, alg, worker_rss)
     return out, checks
 
@@ -409,9 +488,14 @@ def targets_met(results: list[Result], alg: str, worker_rss: list[float]) -> lis
                 ours_p99 <= theirs_p99,
             )
         )
-    if alg == "ES256" and worker_rss:
-        checks.append(Check("RSS per worker < 120 MB", _mbs(worker_rss), max(worker_rss) < 120))
-    return checks
+    return checks + rss_met(alg, worker_rss)
+
+
+def rss_met(alg: str, worker_rss: list[float]) -> list[Check]:
+    """authserver's memory per worker after the ES256 runs."""
+    if alg != "ES256" or not worker_rss:
+        return []
+    return [Check("RSS per worker < 120 MB", _mbs(worker_rss), max(worker_rss) < 120)]
 
 
 def scale(args: argparse.Namespace, scratch: Path) -> tuple[list[str], list[Check]]:
@@ -468,11 +552,13 @@ def machine() -> str:
         ),
         platform.processor(),
     )
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    peer = ""
+    if shutil.which("node") is not None:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+        peer = f" node {node.strip()}, oidc-provider {_peer_version()},"
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}),"
-        f" Python {platform.python_version()}, node {node}, oidc-provider"
-        f" {_peer_version()}, {platform.platform()}"
+        f" Python {platform.python_version()},{peer} {platform.platform()}"
     )
 
 
@@ -494,6 +580,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-signin", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run")
+    parser.add_argument(
+        "--ours-only",
+        action="store_true",
+        help="authserver alone, ES256, no node or peer; any failed request fails the run",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -505,9 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk: apt-get install -y wrk (make bench installs it)")
-    peer_module.install()
+    if not args.ours_only:
+        peer_module.install()
+    title = "authserver alone" if args.ours_only else "authserver against node-oidc-provider"
     header = [
-        "## authserver against node-oidc-provider",
+        f"## {title}",
         "",
         f"{machine()}; {args.rounds} rounds of {args.duration:g} s, {args.connections}"
         f" connections, wrk with 2 threads; authserver on {args.server}.",
@@ -522,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             None if args.skip_signin else lambda: signin(args),
         ):
             if part is not None:
-                lines, found = part()
+                try:
+                    lines, found = part()
+                except VerificationError as error:
+                    print(f"bench: verification failed: {error}", file=sys.stderr)
+                    return 1
                 out += lines
                 checks += found
     out += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]

@@ -12,8 +12,8 @@ Each sign-in is the page (GET /login, a fresh CSRF token) and the form (POST e-m
 the right password, answered 302 with a session cookie); the browser then forgets its
 cookies, as a new browser would, so the next sign-in is a full password check again
 (a signed-in browser's GET /login is only a redirect). One account serves every
-browser: the per-account lockout counts wrong passwords only, and with rate limits off
-(see bench/target.py) nothing else counts sign-ins; `errors` shows whether any was refused.
+browser: the per-account lockout counts wrong passwords only, and the rate limits are
+raised beyond the load (see bench/target.py); `errors` shows whether any was refused.
 
 The load generator runs on the same cores as the server; its share per sign-in is small
 next to one argon2id verification, but it is not zero.
