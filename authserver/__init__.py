@@ -64,15 +64,17 @@ def _init_extensions(app: Flask, config: Config, *, migrations: bool) -> None:
     """Bind the database, the unit of work and each package's hooks, bottom layer first."""
     from . import audit, keys, mail, oauth, oidc, roles, security, sessions
     from .clients.origins import is_registered_origin
-    from .core import epoch, uow
+    from .core import epoch, pool, uow
     from .extensions import csrf, db
 
     db.init_app(app)
     uow.init_app(app)
     epoch.init_app(app)
-    if config.database_url.startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if config.database_url.startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_pragmas)
+        else:
+            pool.ping_idle_connections(db.engine)
     if migrations:
         from flask_migrate import Migrate
 
@@ -126,7 +128,8 @@ def _register_blueprints(app: Flask) -> None:
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    # Liveness: core/pool.py pings a connection only after it sat idle.
+    return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
