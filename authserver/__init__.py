@@ -64,9 +64,11 @@ def _init_extensions(app: Flask, config: Config, *, migrations: bool) -> None:
     """Bind the database, the unit of work and each package's hooks, bottom layer first."""
     from . import audit, keys, mail, oauth, oidc, roles, security, sessions
     from .clients.origins import is_registered_origin
-    from .core import epoch, pool, uow
+    from .core import epoch, hotpath, pool, uow
     from .extensions import csrf, db
 
+    # Outside ProxyFix (create_app): what it serves depends on no client address or scheme.
+    hotpath.init_app(app)
     db.init_app(app)
     uow.init_app(app)
     epoch.init_app(app)

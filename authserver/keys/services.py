@@ -142,6 +142,11 @@ class KeyRing:
                 self._cipher.decrypt(row.private_jwk_encrypted, kid=row.kid)
         self.ready = True
 
+    def ensure_ready(self) -> None:
+        """`ensure_keys()` once per process: before the first request that needs keys."""
+        if not self.ready:
+            self.ensure_keys()
+
     def rotate(self, alg: str | None = None) -> list[SigningKey]:
         """Make new signers for `alg` (or every algorithm) and retire the previous ones."""
         algs = [_checked_alg(alg)] if alg else list(SUPPORTED_ALGS)
@@ -390,7 +395,6 @@ def _replace_loaded_at(snapshot: _Snapshot, loaded_at: float) -> _Snapshot:
 EXTENSION = "authserver.keys"
 
 
-def current_keyring() -> KeyRing:
-    """The key ring of the current application."""
-    keyring: KeyRing = current_app.extensions[EXTENSION]
-    return keyring
+def current_keyring(app: Flask | None = None) -> KeyRing:
+    """The key ring of `app` (no application context needed), else of the current one."""
+    return (app or current_app).extensions[EXTENSION]

@@ -1,9 +1,14 @@
-"""GET /.well-known/jwks.json: the published public keys (RFC 7517 section 5)."""
+"""GET /.well-known/jwks.json: the published public keys (RFC 7517 section 5).
+
+`jwks_document` is the endpoint: the thin layer (core/hotpath.py) sends it for plain
+GET and HEAD requests, and the Flask view returns it for every other one.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app
 
+from ..core.hotpath import Document
 from .services import current_keyring
 
 bp = Blueprint("keys", __name__)
@@ -12,13 +17,16 @@ bp = Blueprint("keys", __name__)
 MAX_AGE_CAP = 300
 
 
+def jwks_document(app: Flask) -> Document:
+    """The key set of `app`, serialised at the last reload; its keys made if there are none."""
+    keyring = current_keyring(app)
+    keyring.ensure_ready()
+    max_age = min(2 * app.config["AUTHSERVER"].cache_ttl, MAX_AGE_CAP)
+    cache_control = ("Cache-Control", f"public, max-age={max_age}")
+    return Document(keyring.jwks_json(), "application/json", (cache_control,))
+
+
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    """The key set, served from the body serialised at the last reload."""
-    config = current_app.config["AUTHSERVER"]
-    response = Response(current_keyring().jwks_json(), mimetype="application/json")
-    max_age = min(2 * config.cache_ttl, MAX_AGE_CAP)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    # Public document: browser-based relying parties fetch it cross-origin.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    """The key set (cross-origin readable: core/capabilities.py lists it as public)."""
+    return jwks_document(current_app).response()

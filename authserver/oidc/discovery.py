@@ -1,7 +1,8 @@
 """Provider metadata: OpenID Connect Discovery 1.0 section 3 and RFC 8414 section 2.
 
 The document depends only on the configuration, so it is built and serialised once
-per application, in `init_app`, and every request is served the same bytes.
+per application, in `init_app`, and every request is served the same bytes: by the
+thin layer (core/hotpath.py) for plain GET and HEAD requests, by the views otherwise.
 RFC 8414 section 2 lets OpenID metadata fields appear in the OAuth document, so
 both well-known paths serve the same metadata.
 """
@@ -15,7 +16,8 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..accounts.totp import ACR_VALUES_SUPPORTED
 from ..config import Config
-from ..core import capabilities
+from ..core import capabilities, hotpath
+from ..core.hotpath import Document
 
 EXTENSION = "authserver.discovery"
 MAX_AGE = 300
@@ -103,27 +105,28 @@ def endpoint_metadata(config: Config) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    """Serialise the metadata once and register the two well-known routes."""
-    document = metadata(app.config["AUTHSERVER"])
-    app.extensions[EXTENSION] = json.dumps(document, separators=(",", ":")).encode()
+    """Serialise the metadata once; register the two well-known routes, served thin."""
+    body = json.dumps(metadata(app.config["AUTHSERVER"]), separators=(",", ":")).encode()
+    cache_control = ("Cache-Control", f"public, max-age={MAX_AGE}")
+    app.extensions[EXTENSION] = Document(body, "application/json", (cache_control,))
     app.register_blueprint(bp)
+    hotpath.serve(app, "discovery.openid_configuration", metadata_document)
+    hotpath.serve(app, "discovery.oauth_authorization_server", metadata_document)
+
+
+def metadata_document(app: Flask) -> Document:
+    """The serialised metadata of `app` (cross-origin readable: capabilities lists it public)."""
+    document: Document = app.extensions[EXTENSION]
+    return document
 
 
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> Response:
     """OpenID Connect Discovery 1.0 section 4: the provider configuration response."""
-    return _metadata_response()
+    return metadata_document(current_app).response()
 
 
 @bp.get("/.well-known/oauth-authorization-server")
 def oauth_authorization_server() -> Response:
     """RFC 8414 section 3: the authorization server metadata response."""
-    return _metadata_response()
-
-
-def _metadata_response() -> Response:
-    response = Response(current_app.extensions[EXTENSION], mimetype="application/json")
-    response.headers["Cache-Control"] = f"public, max-age={MAX_AGE}"
-    # Public document: browser-based relying parties fetch it cross-origin.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    return metadata_document(current_app).response()

@@ -4,8 +4,9 @@ Only the endpoints a browser client calls from its own origin answer CORS (the
 registry's `Cors` class, core/capabilities.py): the token, userinfo and revocation
 endpoints, for the web origins registered on some client (`Client.web_origins`, looked
 up by clients.origins), and the public JWKS and discovery documents, for any origin
-(`Access-Control-Allow-Origin: *`, set by their views). The
-authorization endpoint and the hosted pages never do: the browser navigates there.
+(`Access-Control-Allow-Origin: *`; the thin layer, core/hotpath.py, sends what this hook
+added). The authorization endpoint and the hosted pages never do: the browser navigates
+there.
 
 No `Access-Control-Allow-Credentials`: browser clients send their tokens in the
 `Authorization` header or the body, never with our cookies. A registered origin

@@ -8,6 +8,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from authserver.core import hotpath
 from authserver.keys import current_keyring
 from authserver.keys.services import PRIVATE_MEMBERS
 
@@ -42,6 +43,21 @@ def test_a_token_signed_by_the_server_verifies_against_the_served_jwks(app_facto
         kid, key = current_keyring().signing_key("RS256")
     token = jwt.encode({"alg": "RS256", "kid": kid}, {"iss": "me"}, key)
     assert jwt.decode(token, KeySet.import_key_set(body)).claims == {"iss": "me"}
+
+
+def test_a_rotation_shows_up_at_once_in_the_jwks_the_thin_layer_serves(app_factory: Any) -> None:
+    app = app_factory()
+    client = app.test_client()
+    before = {key["kid"] for key in client.get("/.well-known/jwks.json").get_json()["keys"]}
+    with app.app_context():
+        (rotated,) = current_keyring().rotate("ES256")
+
+    response = client.get("/.well-known/jwks.json")
+
+    assert {key["kid"] for key in response.get_json()["keys"]} == before | {rotated.kid}
+    assert response.headers["Content-Length"] == str(len(response.data))
+    served = app.extensions[hotpath.EXTENSION].routes["/.well-known/jwks.json"].answer
+    assert served.document.body == response.data
 
 
 def test_head_works_and_post_is_not_allowed(app_factory: Any) -> None:
