@@ -11,7 +11,10 @@ Services change `db.session` and return; the edge decides (STYLE.md "Transaction
   token family after a replayed refresh token) calls `keep()` first.
 
 A request that wrote nothing costs nothing here: no commit, no rollback, no round trip
-beyond the one the session's own close pays today. Writes are noticed with session events
+beyond the one the session's own close pays today. A request known to only read
+(`read_only`: userinfo, introspection) runs its statements without a transaction at
+all, which saves PostgreSQL's BEGIN and ROLLBACK round trips; a write there is a bug
+and raises. Writes are noticed with session events
 (a flush, or an ORM INSERT/UPDATE/DELETE statement) and cleared by a commit or rollback,
 so code that still commits by itself keeps working: its request simply has nothing left
 to commit at the edge. A statement run on the session's connection passes no session
@@ -26,7 +29,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask, Response, current_app
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from ..extensions import db
@@ -36,6 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Keys of Session.info.
 WRITES = "authserver.uow.writes"
 KEEP = "authserver.uow.keep"
+READ_ONLY = "authserver.uow.read_only"
 # Marks a CLI callback already wrapped (create_app runs once per app, commands are shared).
 _WRAPPED = "__authserver_unit_of_work__"
 
@@ -52,6 +56,7 @@ def init_app(app: Flask) -> None:
     # On the class of db.session only: sessions of their own (the mail sender's, the key
     # ring's) are units of work of their own.
     if not event.contains(db.session, "after_flush", _noticed_flush):
+        event.listen(db.session, "before_flush", _refuse_read_only_flush)
         event.listen(db.session, "after_flush", _noticed_flush)
         event.listen(db.session, "do_orm_execute", _noticed_statement)
         event.listen(db.session, "after_commit", _forget)
@@ -62,6 +67,20 @@ def keep() -> None:
     """Commit this unit of work even when its request ends in an error response."""
     db.session.info[KEEP] = True
     db.session.info[WRITES] = True
+
+
+def read_only() -> None:
+    """This request only reads: run its statements in autocommit, outside a transaction.
+
+    Call it before the request's first statement. A session already in a transaction,
+    or joined to a connection of its own (the test suite's rolled-back transaction),
+    is left as it is. Each statement still sees only committed rows.
+    """
+    session = db.session()
+    if session.in_transaction() or isinstance(session.get_bind(), Connection):
+        return
+    session.info[READ_ONLY] = True
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def wrote(session: Session) -> None:
@@ -147,13 +166,25 @@ def wrap_commands(group: click.Group) -> None:
             command.callback = in_unit_of_work(command.callback)
 
 
+def _refuse_read_only_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        _check_may_write(session)
+
+
 def _noticed_flush(session: Session, _context: Any) -> None:
     session.info[WRITES] = True
 
 
 def _noticed_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
+        _check_may_write(state.session)
         state.session.info[WRITES] = True
+
+
+def _check_may_write(session: Session) -> None:
+    """In autocommit a write would be committed at once, whatever the response."""
+    if session.info.get(READ_ONLY):
+        raise RuntimeError("a request declared read-only (core.uow.read_only) wrote")
 
 
 def _forget(session: Session) -> None:
@@ -162,3 +193,4 @@ def _forget(session: Session) -> None:
         return
     session.info.pop(WRITES, None)
     session.info.pop(KEEP, None)
+    session.info.pop(READ_ONLY, None)

@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..core import uow
 from ..extensions import csrf
 from ..orgs.views import render_organization_picker
 from ..sessions.services import current_session, current_user
@@ -136,5 +137,6 @@ def revoke() -> BaseResponse:
 @bp.post("/oauth2/introspect")
 @csrf.exempt
 def introspect() -> BaseResponse:
-    """RFC 7662 section 2."""
+    """RFC 7662 section 2; it only reads."""
+    uow.read_only()
     return authorization_server().create_endpoint_response("introspection")

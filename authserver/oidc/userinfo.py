@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
 from ..accounts.models import User
+from ..core import uow
 from ..extensions import csrf, db
 from ..oauth.models import Grant
 from ..oauth.tokens import verify_access_token
@@ -64,6 +65,7 @@ def userinfo() -> Response:
     if problem is not None:
         return problem
     assert value is not None
+    uow.read_only()
     token = verify_access_token(value)
     if token is None:
         return bearer_error(401, "invalid_token", "The access token is not valid.")

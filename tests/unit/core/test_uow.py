@@ -143,3 +143,51 @@ def test_wrapping_the_commands_twice_wraps_them_once(app: Flask) -> None:
     wrapped = command.callback
     uow.wrap_commands(app.cli)
     assert command.callback is wrapped
+
+
+@pytest.fixture
+def reader(app_factory: Any) -> Any:
+    """Routes that declare themselves read-only, then read or write."""
+    app = app_factory()
+
+    @app.get("/read-only/read")
+    def read_only_read() -> Any:
+        uow.read_only()
+        count = db.session.scalar(select(func.count()).select_from(AuditEvent))
+        connection = db.session.connection()
+        return {
+            "count": count,
+            "level": connection.get_execution_options().get("isolation_level"),
+            "open_on_server": database_transaction_open(connection.connection.dbapi_connection),
+        }
+
+    @app.get("/read-only/write")
+    def read_only_write() -> Any:
+        uow.read_only()
+        record("test.write", actor="tester", actor_type="system")
+        db.session.flush()
+        return "", 200
+
+    return app
+
+
+@pytest.mark.commits
+def test_a_read_only_request_reads_outside_a_transaction(reader: Flask) -> None:
+    answer = reader.test_client().get("/read-only/read")
+    assert answer.status_code == 200
+    assert answer.get_json()["level"] == "AUTOCOMMIT"
+    assert answer.get_json()["open_on_server"] is False
+
+
+def database_transaction_open(dbapi_connection: Any) -> bool:
+    """Whether the driver's connection is inside a transaction (sqlite3 or psycopg)."""
+    if hasattr(dbapi_connection, "in_transaction"):
+        return bool(dbapi_connection.in_transaction)
+    return bool(dbapi_connection.info.transaction_status != 0)  # psycopg: 0 is IDLE
+
+
+@pytest.mark.commits
+def test_a_read_only_request_that_writes_fails_and_keeps_nothing(reader: Flask) -> None:
+    assert reader.test_client().get("/read-only/write").status_code == 500
+    with reader.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
