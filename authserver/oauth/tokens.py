@@ -27,6 +27,9 @@ from .models import Grant, RevokedAccessToken
 ACCESS_TOKEN_TYP = "at+jwt"
 # Longest token we try to parse; anything larger is not ours.
 MAX_TOKEN_LENGTH = 8192
+# Verified tokens remembered per process (decode_access_token); about 2 KB each.
+VERIFIED_CACHE = "authserver.oauth.verified"
+VERIFIED_CACHE_SIZE = 2048
 
 
 def new_jti(grant_id: str | None) -> str:
@@ -97,9 +100,33 @@ def decode_access_token(token: str) -> AccessToken | None:
     """Check signature, type, issuer and expiry; None for anything that is not a live token of ours.
 
     Revocation is checked separately (`is_revoked`), because it costs a database read.
+    A token that verified is remembered by its exact string (a resource server presents
+    the same one on every call): later it only has to be unexpired and its key still
+    published, which skips the signature check (a tenth of a millisecond for ES256).
     """
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
+    verified: dict[str, tuple[str, dict[str, Any]]] = current_app.extensions.setdefault(
+        VERIFIED_CACHE, {}
+    )
+    hit = verified.get(token)
+    if hit is not None:
+        kid, claims = hit
+        if claims["exp"] > time.time() and current_keyring().verification_key(kid) is not None:
+            return AccessToken(claims)
+        verified.pop(token, None)
+        return None
+    found = _verified_claims(token)
+    if found is None:
+        return None
+    if len(verified) >= VERIFIED_CACHE_SIZE:
+        verified.clear()
+    verified[token] = found
+    return AccessToken(found[1])
+
+
+def _verified_claims(token: str) -> tuple[str, dict[str, Any]] | None:
+    """RFC 9068 section 4: the `kid` and claims of a valid, unexpired token of ours."""
     header = compact_header(token)
     if header is None:
         return None
@@ -119,7 +146,7 @@ def decode_access_token(token: str) -> AccessToken | None:
         return None
     if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str):
         return None
-    return AccessToken(claims)
+    return str(kid), claims
 
 
 # Built once: constructing a statement costs more than running it (bench/).
