@@ -42,4 +42,8 @@ EXPOSE 8000
 # /healthz answers 200 while the database answers, 503 otherwise (Redis never fails it).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-CMD ["gunicorn", "--workers", "2", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "wsgi:app"]
+# granian, the fastest server measured (bench/RESULTS.md): one process per core, each serving
+# one request at a time. GRANIAN_WORKERS (and any other GRANIAN_* variable) overrides.
+ENV GRANIAN_WORKERS=2
+CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", \
+     "--blocking-threads", "1", "--no-ws", "--access-log", "--log-level", "warning", "wsgi:app"]

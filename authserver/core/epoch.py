@@ -115,7 +115,7 @@ def cached(cache: str, key: Any, at: int) -> Any:
     return hit[1]
 
 
-def remember(cache: str, key: Any, at: int, answer: Any, limit: int = 50_000) -> None:
+def remember(cache: str, key: Any, at: int, answer: Any, limit: int = 10_000) -> None:
     """Keep `answer` for `key`, valid while the counter stays `at` (read before asking)."""
     entries = _epoch(current_app).caches.setdefault(cache, {})
     if len(entries) >= limit:
