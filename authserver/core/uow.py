@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask, Response, current_app
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from ..extensions import db
@@ -40,6 +40,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 WRITES = "authserver.uow.writes"
 KEEP = "authserver.uow.keep"
 READ_ONLY = "authserver.uow.read_only"
+# The app's engine in autocommit (same pool), for read-only requests.
+AUTOCOMMIT_ENGINE = "authserver.uow.autocommit_engine"
 # Marks a CLI callback already wrapped (create_app runs once per app, commands are shared).
 _WRAPPED = "__authserver_unit_of_work__"
 
@@ -72,15 +74,20 @@ def keep() -> None:
 def read_only() -> None:
     """This request only reads: run its statements in autocommit, outside a transaction.
 
-    Call it before the request's first statement. A session already in a transaction,
-    or joined to a connection of its own (the test suite's rolled-back transaction),
-    is left as it is. Each statement still sees only committed rows.
+    Call it before the request's first statement. Nothing is checked out until a
+    statement needs it (a request answered from caches costs nothing here). A session
+    already in a transaction, or joined to a connection of its own (the test suite's
+    rolled-back transaction), is left as it is. Each statement sees committed rows only.
     """
     session = db.session()
     if session.in_transaction() or isinstance(session.get_bind(), Connection):
         return
     session.info[READ_ONLY] = True
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    autocommit: Engine | None = current_app.extensions.get(AUTOCOMMIT_ENGINE)
+    if autocommit is None:
+        autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        current_app.extensions[AUTOCOMMIT_ENGINE] = autocommit
+    session.bind = autocommit
 
 
 def wrote(session: Session) -> None:
