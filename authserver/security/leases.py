@@ -2,8 +2,8 @@
 
 The counters are the `limits` library's sliding window counters (its keys, its window
 shift, its weighted count: `floor(previous * previous_ttl / expiry) + current`), so its
-`get_window_stats` reads them for Retry-After and a request is admitted exactly when the
-library would admit it. What changes is how often a process asks Redis.
+`get_window_stats` reads them for Retry-After, and a hit that asks Redis is admitted
+exactly when the library would admit it. What changes is how often a process asks.
 
 Each sync is one round trip (one script, atomic): it counts the hit that asked, and when
 that hit is admitted it also *reserves* a lease of `credit = (limit - weighted - 1) // K`
@@ -24,6 +24,9 @@ what was left when it was taken, so P processes hold at most `1 - (1 - 1/K)**P` 
 (P = 4: 23%; P = 16: 64%), and only while they do not see the client again: a process
 that does admits from its lease; one whose window ended gives it back at its next sync.
 Forgetting a lease (a full table, a fork, a crash, a failed sync) only refuses sooner.
+Why reserve: leases counted only once used (each sync adding the hits admitted since the
+last) are sized from a count that misses the other processes' unsynced hits, and let
+them overshoot: 16 processes with K = 16 admitted 1.6 times the limit in a simulation.
 
 A client far below its limit costs one round trip per about `remaining / K` hits (a
 600/minute budget: one per ~37 requests at first); the leases live in a dict guarded by
@@ -49,7 +52,8 @@ MAX_LEASES = 10_000
 # acquire_sliding_window.lua from the limits library (its window shift and weighted count),
 # with a lease: give back a lapsed lease's unused credit, count the hit, reserve credit.
 # A window is named by when its counter expires on Redis's clock (PTTL after TIME): the
-# names of two windows of one key are at least `expiry` apart.
+# names of two windows of one key are at least `expiry` apart. (TIME before a write in a
+# script needs Redis 5 or later, which replicates a script's effects, not the script.)
 SYNC_SCRIPT = """
 local limit = tonumber(ARGV[1])
 local expiry = tonumber(ARGV[2]) * 1000
