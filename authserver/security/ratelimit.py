@@ -1,9 +1,11 @@
 """Rate limits on the pages people post to and on the OAuth API endpoints.
 
 Counters live in Redis when `redis_url` is set, so the limits hold across processes and
-instances, and in memory otherwise. The counting is the `limits` library's (its storage
-and its sliding window counter: two counters per key, one Redis round trip per hit);
-what is counted is decided here, once per request, from the registry
+instances, and in memory otherwise. They are the `limits` library's sliding window
+counters (two counters per key); on Redis they are hit through leases (leases.py): exact
+near a limit and for every limit slower than one request a second, one round trip per
+many requests for a client far below a fast limit, never more admitted than the limit.
+What is counted is decided here, once per request, from the registry
 (core/capabilities.py): the endpoint's class (pages, API, or none with a reason) picks
 the limits and the key. `check_endpoint_classes` refuses to start an app with a protocol
 endpoint the registry does not list.
@@ -23,13 +25,13 @@ import hashlib
 import logging
 import math
 import time
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
@@ -40,6 +42,7 @@ from ..core.capabilities import (
     RateLimit,
 )
 from .errors import handle_http_exception
+from .leases import LeasedCounter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,9 @@ _REDIS_TIMEOUT_SECONDS = 0.5
 _STORAGE_RETRY_SECONDS = 5.0
 # What a refused request is told to wait when the storage itself is down (fail closed).
 _STORAGE_DOWN_RETRY_AFTER = 30
+
+# Counts one hit of a limit for some identifiers; False when it is over (limits' `hit`).
+Hit = Callable[..., bool]
 
 
 def client_ip() -> str:
@@ -100,7 +106,8 @@ class RateLimiter:
             RateLimit.API: tuple(parse_many(config.ratelimit_api)),
         }
         self.memory = MemoryStorage()
-        self.shared: Storage | None = None
+        self.shared: RedisStorage | None = None
+        self.leased: LeasedCounter | None = None
         if config.redis_url:
             shared = storage_from_string(
                 config.redis_url,
@@ -109,8 +116,9 @@ class RateLimiter:
                 socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
                 socket_timeout=_REDIS_TIMEOUT_SECONDS,
             )
-            assert isinstance(shared, Storage)  # a redis:// URL gives the synchronous one
+            assert isinstance(shared, RedisStorage)  # a redis:// URL gives the synchronous one
             self.shared = shared
+            self.leased = LeasedCounter(shared)
         self._shared_down_until = 0.0
         self._outage_logged = False
 
@@ -132,12 +140,18 @@ class RateLimiter:
         if storage is self.memory and self.shared is not None and self.fail_closed:
             raise ServiceUnavailable(retry_after=_STORAGE_DOWN_RETRY_AFTER)
         try:
-            return _hit_all(storage, self.limits[kind], kind.value, key)
+            return _hit_all(self.counter(storage), self.limits[kind], kind.value, key)
         except StorageError as error:
             self._storage_failed(error)
             if self.fail_closed:
                 raise ServiceUnavailable(retry_after=_STORAGE_DOWN_RETRY_AFTER) from error
-            return _hit_all(self.memory, self.limits[kind], kind.value, key)
+            return _hit_all(self.counter(self.memory), self.limits[kind], kind.value, key)
+
+    def counter(self, storage: Storage) -> Hit:
+        """How a hit is counted in `storage`: through leases on Redis, one by one in memory."""
+        if storage is self.shared and self.leased is not None:
+            return self.leased.hit
+        return SlidingWindowCounterRateLimiter(storage).hit
 
     def seconds_until_reset(self, item: RateLimitItem, kind: RateLimit, key: str) -> int:
         """Whole seconds until the breached limit admits a request again (at least 1)."""
@@ -157,11 +171,12 @@ class RateLimiter:
             self._outage_logged = True
 
 
-def _hit_all(storage: Storage, items: tuple[RateLimitItem, ...], scope: str, key: str) -> Any:
-    strategy = SlidingWindowCounterRateLimiter(storage)
+def _hit_all(
+    hit: Hit, items: tuple[RateLimitItem, ...], scope: str, key: str
+) -> RateLimitItem | None:
     over = None
     for item in items:
-        if not strategy.hit(item, scope, key) and over is None:
+        if not hit(item, scope, key) and over is None:
             over = item
     return over
 
