@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -235,11 +236,14 @@ def run_wrk(
     connections: int,
     threads: int,
     samples: Path | None = None,
+    until: Callable[[], object] | None = None,
 ) -> Run:
     """One bounded wrk run; the server's CPU is read before and after.
 
     With `samples`, a path prefix, each wrk thread writes answers it sampled to
-    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py.
+    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py. With `until`,
+    wrk is interrupted as soon as `until()` returns (SIGINT: it stops and reports what it
+    measured so far, as at the end of its duration); `seconds` is then only a limit.
     """
     base = f"http://{urlsplit(target.issuer).netloc}"
     command = [
@@ -268,6 +272,11 @@ def run_wrk(
         stderr=subprocess.PIPE,
         text=True,
     )
+    if until is not None:
+        try:
+            until()
+        finally:
+            process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate()
     after = cpu_seconds(pids)
     # The generator's own CPU, to show it is not the bottleneck.
