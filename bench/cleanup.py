@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Select, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from authserver.config import Config
-from authserver.maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, PURGES, cutoffs
+from authserver.maintenance import DEFAULT_GRACE, PURGES, cutoffs
 from bench.target import BIN, ROOT, Authserver
 
 # The tables seed() fills that cleanup purges, in cleanup's order.
@@ -32,10 +32,10 @@ CLEANUP_TIMEOUT = 1800.0
 class Cleanup:
     """One `authserver cleanup`: its wall time and what it printed."""
 
+    command: str  # as run, options included
     seconds: float
     deleted: dict[str, int]  # per table, as the command counts (not cascaded rows)
     finished: bool  # exited 0 within CLEANUP_TIMEOUT
-    batch_size: int
 
 
 @dataclass
@@ -46,14 +46,13 @@ class Rows:
     past: int
 
 
-def run_cleanup(target: Authserver, batch_size: int | None = None) -> Cleanup:
-    """`authserver cleanup` on the target's database, with its environment; timed."""
-    batch_size = batch_size or DEFAULT_BATCH_SIZE
-    command = [str(BIN / "authserver"), "cleanup", "--batch-size", str(batch_size)]
+def run_cleanup(target: Authserver, options: list[str]) -> Cleanup:
+    """`authserver cleanup <options>` on the target's database, with its environment; timed."""
+    shown = " ".join(["authserver cleanup", *options])
     started = time.monotonic()
     try:
         done = subprocess.run(
-            command,
+            [str(BIN / "authserver"), "cleanup", *options],
             cwd=ROOT,
             env=target.env(),
             capture_output=True,
@@ -62,11 +61,11 @@ def run_cleanup(target: Authserver, batch_size: int | None = None) -> Cleanup:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return Cleanup(time.monotonic() - started, {}, False, batch_size)
+        return Cleanup(shown, time.monotonic() - started, {}, False)
     seconds = time.monotonic() - started
     if done.returncode != 0:
-        print(f"  authserver cleanup failed:\n{done.stderr[-2000:]}", flush=True)
-    return Cleanup(seconds, _deleted(done.stdout), done.returncode == 0, batch_size)
+        print(f"  {shown} failed:\n{done.stderr[-2000:]}", flush=True)
+    return Cleanup(shown, seconds, _deleted(done.stdout), done.returncode == 0)
 
 
 def _deleted(stdout: str) -> dict[str, int]:

@@ -567,7 +567,7 @@ def cleanup_under_load(args: argparse.Namespace, scratch: Path) -> tuple[list[st
             scratch,
             CLEANUP_TIMEOUT + 60,
             "during cleanup",
-            meanwhile=lambda: done.append(run_cleanup(target, args.cleanup_batch_size)),
+            meanwhile=lambda: done.append(run_cleanup(target, args.cleanup_options.split())),
         )
         rows_after = count_rows(target.database_url)
     expired = sum(rows.past for rows in rows_before.values())
@@ -628,8 +628,7 @@ def cleanup_report(
     out = [
         f"### authserver cleanup of {expired:,} expired rows under load, 2 workers",
         "",
-        f"`authserver cleanup --batch-size {cleanup.batch_size}` (grace 1 day) on"
-        f" {args.scale_rows:,} expired grants and their tokens, while"
+        f"`{cleanup.command}` on {args.scale_rows:,} expired grants and their tokens, while"
         f" {' and '.join(CLEANUP_LOAD)} run at once ({args.connections} connections in all);"
         f" before: {args.duration * args.rounds:g} s of the same load.",
         "",
@@ -723,9 +722,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-cleanup", action="store_true")
     parser.add_argument(
-        "--cleanup-batch-size",
-        type=int,
-        help="authserver cleanup --batch-size (default: the command's own)",
+        "--cleanup-options",
+        default="",
+        help="options of authserver cleanup, e.g. '--batch-size 1000' (default: its own)",
     )
     parser.add_argument("--skip-signin", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run")
