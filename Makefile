@@ -44,7 +44,7 @@ screenshots: install
 	echo "Screenshots of every page the browser tests visited: $(CURDIR)/screenshots/<test>/"; \
 	exit $$status
 
-# authserver against node-oidc-provider, side by side (bench/README.md); about 20 minutes.
+# authserver against node-oidc-provider, side by side (bench/README.md); about 25 minutes.
 # Installs wrk from Debian and the peer from npm when missing. BENCH_ARGS=--quick for a smoke run.
 bench: install
 	@command -v wrk >/dev/null || apt-get install -y wrk
@@ -53,7 +53,8 @@ bench: install
 
 # The bench's smoke, run by .ci/run so that the bench cannot rot: authserver alone (no node,
 # no peer), 2 workers, ES256, 2 s per workload, every run's sampled answers verified, scale
-# on 20,000 rows, no sign-in. Fails on a wrong answer or a failed request; about 70 s.
+# on 20,000 rows, cleanup of 20,000 expired grants, no sign-in. Fails on a wrong answer or a
+# failed request; about 2 minutes.
 bench-smoke: install
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

@@ -23,23 +23,29 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from bench import peer as peer_module
 from bench.peer import Peer, pkce_pair
 from bench.target import Authserver
 from bench.verify import VerificationError, verify_run
+
+if TYPE_CHECKING:
+    from bench.cleanup import Cleanup
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA = BENCH_DIR / "wrk" / "flow.lua"
@@ -235,11 +241,14 @@ def run_wrk(
     connections: int,
     threads: int,
     samples: Path | None = None,
+    until: Callable[[], object] | None = None,
 ) -> Run:
     """One bounded wrk run; the server's CPU is read before and after.
 
     With `samples`, a path prefix, each wrk thread writes answers it sampled to
-    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py.
+    `samples`-<thread>.txt (flow.lua's BENCH_SAMPLES) for bench/verify.py. With `until`,
+    wrk is interrupted as soon as `until()` returns (SIGINT: it stops and reports what it
+    measured so far, as at the end of its duration); `seconds` is then only a limit.
     """
     base = f"http://{urlsplit(target.issuer).netloc}"
     command = [
@@ -268,6 +277,11 @@ def run_wrk(
         stderr=subprocess.PIPE,
         text=True,
     )
+    if until is not None:
+        try:
+            until()
+        finally:
+            process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate()
     after = cpu_seconds(pids)
     # The generator's own CPU, to show it is not the bottleneck.
@@ -524,6 +538,134 @@ def scale(args: argparse.Namespace, scratch: Path) -> tuple[list[str], list[Chec
     return out, checks
 
 
+# The token load around `authserver cleanup`: both at once, the connections split.
+CLEANUP_LOAD = ("refresh", "client_credentials")
+CLEANUP_P99_RATIO = 1.5
+
+
+def cleanup_under_load(args: argparse.Namespace, scratch: Path) -> tuple[list[str], list[Check]]:
+    """Token p99 before and while `authserver cleanup` purges `--scale-rows` expired grants."""
+    # Imported here: bench/cleanup.py loads the whole application.
+    from bench.cleanup import CLEANUP_TIMEOUT, count_rows, rows_table, run_cleanup
+
+    print(f"== cleanup: {args.scale_rows:,} expired grants and their rows, under load", flush=True)
+    target = Authserver(
+        SCALE_PORT, 2, "ES256", server=args.server, seed_rows=args.scale_rows, seed_expired=True
+    )
+    target.name = "cleanup"
+    workloads = [WORKLOADS[name] for name in CLEANUP_LOAD]
+    done: list[Cleanup] = []
+    with running(target):
+        assert target.database_url is not None
+        rows_before = count_rows(target.database_url)
+        together(target, workloads, args, scratch, args.warmup, "warm-up")
+        before = together(target, workloads, args, scratch, args.duration * args.rounds, "before")
+        during = together(
+            target,
+            workloads,
+            args,
+            scratch,
+            CLEANUP_TIMEOUT + 60,
+            "during cleanup",
+            meanwhile=lambda: done.append(run_cleanup(target, args.cleanup_options.split())),
+        )
+        rows_after = count_rows(target.database_url)
+    expired = sum(rows.past for rows in rows_before.values())
+    left = sum(rows.past for rows in rows_after.values())
+    out, checks = cleanup_report(args, before, during, done[0], expired, left)
+    return [*out, *rows_table(rows_before, rows_after, done[0])], checks
+
+
+def together(
+    target: Authserver,
+    workloads: list[Workload],
+    args: argparse.Namespace,
+    scratch: Path,
+    seconds: float,
+    label: str,
+    meanwhile: Callable[[], object] | None = None,
+) -> dict[str, Run]:
+    """The workloads at once for `seconds`, or while `meanwhile()` runs; each run verified."""
+    connections = max(1, args.connections // len(workloads))
+    envs = {w.name: w.env(target, scratch) for w in workloads}
+    samples = {name: scratch / f"samples-{label}-{name}-{time.monotonic_ns()}" for name in envs}
+    stop = threading.Event()
+    until = stop.wait if meanwhile else None
+    with ThreadPoolExecutor(len(envs)) as pool:
+        futures = {
+            name: pool.submit(run_wrk, target, env, seconds, connections, 1, samples[name], until)
+            for name, env in envs.items()
+        }
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            stop.set()
+        runs = {name: future.result() for name, future in futures.items()}
+    for name, run in runs.items():
+        checked = verify_run(target, name, samples[name], run.ok)
+        print(
+            f"  [cleanup] {label:<14} {name:<18} {run.rate:8.0f}/s  p99 {run.p99_ms:6.1f} ms"
+            f"  {run.seconds:5.1f} s  failed {run.failed + run.socket_errors}"
+            f"  verified {checked} samples",
+            flush=True,
+        )
+        if args.ours_only and (run.failed or run.socket_errors):
+            raise VerificationError(f"cleanup {label} {name}: {run.failed} failed requests")
+    return runs
+
+
+def cleanup_report(
+    args: argparse.Namespace,
+    before: dict[str, Run],
+    during: dict[str, Run],
+    cleanup: Cleanup,
+    expired: int,
+    left: int,
+) -> tuple[list[str], list[Check]]:
+    """Markdown for the load before and during cleanup; the two targets."""
+    ratios = {name: during[name].p99_ms / max(before[name].p99_ms, 1e-3) for name in before}
+    out = [
+        f"### authserver cleanup of {expired:,} expired rows under load, 2 workers",
+        "",
+        f"`{cleanup.command}` on {args.scale_rows:,} expired grants and their tokens, while"
+        f" {' and '.join(CLEANUP_LOAD)} run at once ({args.connections} connections in all);"
+        f" before: {args.duration * args.rounds:g} s of the same load.",
+        "",
+        "| workload | /s before | /s during | p99 ms before | p99 ms during | p99 during/before"
+        " | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, ratio in ratios.items():
+        b, d = before[name], during[name]
+        failed = b.failed + b.socket_errors + d.failed + d.socket_errors
+        out.append(
+            f"| {name} | {b.rate:.0f} | {d.rate:.0f} | {b.p99_ms:.1f} | {d.p99_ms:.1f}"
+            f" | **{ratio:.2f}x** | {failed} |"
+        )
+    out += [
+        "",
+        f"cleanup: {cleanup.seconds:.1f} s wall time (the command's start included),"
+        f" {'finished' if cleanup.finished else '**not finished**'}. Refresh tokens go with"
+        " their grant (ON DELETE CASCADE), which the command does not count.",
+        "",
+    ]
+    checks = [
+        Check(
+            f"cleanup of {expired:,} expired rows under load: token p99 during"
+            f" ≤ {CLEANUP_P99_RATIO}x before",
+            ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()),
+            max(ratios.values()) <= CLEANUP_P99_RATIO,
+        ),
+        Check(
+            "cleanup finished",
+            f"{cleanup.seconds:.0f} s, {left:,} rows past their time left",
+            cleanup.finished and left == 0,
+        ),
+    ]
+    return out, checks
+
+
 def signin(args: argparse.Namespace) -> tuple[list[str], list[Check]]:
     """Password sign-ins per second per core (argon2id m=19 MiB, t=2, p=1) and memory."""
     from bench.signin import measure_signins
@@ -578,6 +720,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-cleanup", action="store_true")
+    parser.add_argument(
+        "--cleanup-options",
+        default="",
+        help="options of authserver cleanup, e.g. '--batch-size 1000' (default: its own)",
+    )
     parser.add_argument("--skip-signin", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run")
     parser.add_argument(
@@ -612,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         for part in (
             lambda: side_by_side(args, Path(scratch)),
             None if args.skip_scale else lambda: scale(args, Path(scratch)),
+            None if args.skip_cleanup else lambda: cleanup_under_load(args, Path(scratch)),
             None if args.skip_signin else lambda: signin(args),
         ):
             if part is not None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -80,6 +80,9 @@ ACCESS_TTL = 15 * 60
 CODE_TTL = 60
 # Rows are created over the last 60 days, so about half of the 30-day grants have expired.
 SPREAD = 60 * 24 * 3600
+# seed(expired=True) dates every row this much earlier: the newest 30-day refresh token
+# then expired two days ago, one more than cleanup's default grace period.
+EXPIRED_BY = timedelta(seconds=REFRESH_TTL, days=2)
 
 # Session-local helpers, inlined by the planner: a row's hash, 32-bit numbers cut from
 # it, and base64url as secrets.token_urlsafe writes it (no padding).
@@ -237,18 +240,25 @@ def libpq_url(database_url: str) -> str:
 
 
 def seed(
-    database_url: str, rows: int = 1_000_000, client_id: str | None = None, workers: int = 2
+    database_url: str,
+    rows: int = 1_000_000,
+    client_id: str | None = None,
+    workers: int = 2,
+    expired: bool = False,
 ) -> dict[str, int]:
     """Fill a migrated database with `rows` grants and refresh tokens and their neighbours.
 
     Also rows // 4 authorization codes and revoked access tokens, 1,000 people, 100
     clients and up to 100,000 consents; `client_id` (an existing client) receives a
     tenth of the grants and codes. The big tables are written by `workers` connections
-    at once, each its own slice. Returns the row count of each table afterwards.
+    at once, each its own slice. With `expired`, every grant, token, code and revocation
+    is past its time by more than `authserver cleanup`'s default grace period, so that
+    cleanup purges them all. Returns the row count of each table afterwards.
     """
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     params: dict[str, Any] = {
         "salt": secrets.token_hex(8),
-        "now": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        "now": now - EXPIRED_BY if expired else now,
         "own": client_id,
         "scope": OFFLINE_SCOPE,
         "redirect_uri": REDIRECT_URI,

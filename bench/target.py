@@ -120,6 +120,7 @@ class Authserver(IssuerUnderTest):
         database_url: str | None = None,
         seed_rows: int = 0,
         redis_url: str = "redis://127.0.0.1:6379/0",
+        seed_expired: bool = False,
     ) -> None:
         super().__init__(port, workers, alg, redis_url)
         if server not in SERVERS:
@@ -127,6 +128,8 @@ class Authserver(IssuerUnderTest):
         self.server = server
         self.database_url = database_url
         self.seed_rows = seed_rows
+        # Seeded rows all past their time (bench/scale.py's seed(expired=True)).
+        self.seed_expired = seed_expired
         self.email = EMAIL
         self.password = PASSWORD
         self._stderr: IO[bytes] | None = None
@@ -206,7 +209,12 @@ class Authserver(IssuerUnderTest):
             # Imported here: bench/scale.py loads the whole application.
             from bench.scale import seed
 
-            seed(self.database_url, self.seed_rows, client_id=self.client_id)
+            seed(
+                self.database_url,
+                self.seed_rows,
+                client_id=self.client_id,
+                expired=self.seed_expired,
+            )
 
     def create_user(self, email: str, password: str, name: str = "Bench User") -> None:
         """`authserver users create`: a verified person (argon2id hash at the config's cost)."""

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, cleanup, cutoffs
+from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, DEFAULT_PAUSE, cleanup, cutoffs
 
 
 @click.command("cleanup")
@@ -26,13 +26,20 @@ from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, cleanup, cutoffs
     show_default=True,
     help="Rows deleted per statement (each batch is its own short transaction).",
 )
+@click.option(
+    "--pause",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_PAUSE,
+    show_default=True,
+    help="After each batch, rest this many times as long as the batch took (0: no rest).",
+)
 @with_appcontext
-def cleanup_command(grace: int, batch_size: int) -> None:
+def cleanup_command(grace: int, batch_size: int, pause: float) -> None:
     """Delete rows past their time and print how many went per table.
 
     Safe to run from cron on several instances at once.
     """
 
     limits = cutoffs(current_app.config["AUTHSERVER"], grace=timedelta(seconds=grace))
-    for table, count in cleanup(limits, batch_size=batch_size).items():
+    for table, count in cleanup(limits, batch_size=batch_size, pause=pause).items():
         click.echo(f"{table}: {count}")

@@ -7,6 +7,7 @@ would start them, delete each row once and fail on neither.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from authserver import maintenance
 from authserver.accounts.models import AccountToken, AuthFailure, User
 from authserver.audit.models import AuditEvent
 from authserver.clients.models import Client
@@ -252,6 +254,23 @@ def test_cleanup_works_in_batches(app: Flask) -> None:
 
     assert run_cleanup(app, "--batch-size", "4")["audit_events"] == 25
     assert count(AuditEvent) == 1
+
+
+def test_cleanup_rests_after_each_full_batch_as_the_pause_says(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = utcnow() - timedelta(days=app.config["AUTHSERVER"].audit_retention_days + 1)
+    for _ in range(8):
+        add_audit_event(old)
+    db.session.commit()
+    clock = itertools.count()
+    rests: list[float] = []
+    monkeypatch.setattr(maintenance, "monotonic", lambda: float(next(clock)))  # 1 s a batch
+    monkeypatch.setattr(maintenance, "sleep", rests.append)
+
+    assert run_cleanup(app, "--batch-size", "4", "--pause", "3")["audit_events"] == 8
+    # Two full batches, each rested three times its second; the third found the table empty.
+    assert rests == [3.0, 3.0]
 
 
 @pytest.mark.commits  # two cleanups run on threads of their own
