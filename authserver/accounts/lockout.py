@@ -14,6 +14,9 @@ the answers nor the time nor the database work tell which addresses have account
 known address's rows also carry its `user_id`, and for it only failures since its
 password last changed count. The same count guards the password checks of a signed-in
 person (accounts/proof.py).
+
+Each function takes the typed address and the person it names (`find_for_sign_in`, or
+None): the caller looks them up once per attempt, for known and unknown addresses alike.
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 
-from ..audit import AuditEvent, record_and_commit
+from ..audit import AuditEvent, record, record_and_commit
 from ..core import uow
 from ..core.secrets import hash_secret
 from ..extensions import db, precise_utcnow, utcnow
 from ..mail import send_mail
 from ..mail.links import absolute_url
 from .models import AuthFailure, User
-from .services import find_by_email, greeting_name, normalize_email, typed_address
+from .services import greeting_name, normalize_email, typed_address
 
 FACTOR = "password"
 # Failures allowed at full speed before the delays start.
@@ -60,14 +63,14 @@ def account_key(email: str) -> str:
     return hash_secret(normalize_email(email or ""))
 
 
-def refusal(email: str) -> str | None:
-    """Why a password attempt for `email` is refused before it is checked, or None.
+def refusal(email: str, user: User | None) -> str | None:
+    """Why a password attempt for `email` (naming `user`) is refused before it is checked.
 
     "locked": the threshold was reached within the window; "wait": too soon after the
-    last failure. Both cost no password hashing, for known and unknown addresses alike.
+    last failure; None: go ahead. Both refusals cost no password hashing, for known and
+    unknown addresses alike.
     """
     config = current_app.config["AUTHSERVER"]
-    user = _find(email)
     failures = _failures(email, user.password_changed_at if user is not None else None)
     if failures.count >= config.lockout_threshold:
         return "locked"
@@ -78,14 +81,13 @@ def refusal(email: str) -> str | None:
     return None
 
 
-def record_failure(email: str) -> None:
+def record_failure(email: str, user: User | None) -> None:
     """Count a wrong password for `email`; start the lock when this one reaches the threshold.
 
     Kept (core.uow.keep): the failure is answered as one (a re-shown form, a refused
     proof), and the count must outlive that answer or the lockout would never start.
     """
     config = current_app.config["AUTHSERVER"]
-    user = _find(email)
     # Read before any commit expires the row (the lock's audit event commits): reading
     # after it would query again, for known addresses only.
     user_id, changed_at = (user.id, user.password_changed_at) if user is not None else (None, None)
@@ -95,25 +97,35 @@ def record_failure(email: str) -> None:
         _lock_started(email, user)
 
 
+# Built once, like the count below: a right password runs it at every sign-in. No session
+# synchronization: failures are counted in SQL, never loaded as objects.
+_CLEAR = (
+    delete(AuthFailure)
+    .where(
+        AuthFailure.factor == FACTOR,
+        or_(
+            AuthFailure.account_key == bindparam("account_key"),
+            AuthFailure.user_id == bindparam("user_id"),
+        ),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def clear(user: User) -> None:
     """A right password ends the count of wrong ones."""
-    db.session.execute(
-        delete(AuthFailure).where(
-            AuthFailure.factor == FACTOR,
-            or_(AuthFailure.account_key == account_key(user.email), AuthFailure.user_id == user.id),
-        )
-    )
-
-
-def _find(email: str) -> User | None:
-    address = normalize_email(email or "")
-    if not address or "\x00" in address or len(address) > 320:
-        return None  # no account has such an address (and PostgreSQL refuses NUL)
-    return find_by_email(address)
+    db.session.execute(_CLEAR, {"account_key": account_key(user.email), "user_id": user.id})
 
 
 def _window() -> timedelta:
     return timedelta(seconds=current_app.config["AUTHSERVER"].lockout_duration)
+
+
+_COUNT = select(func.count(AuthFailure.id), func.max(AuthFailure.created_at)).where(
+    AuthFailure.account_key == bindparam("account_key"),
+    AuthFailure.factor == FACTOR,
+    AuthFailure.created_at > bindparam("since"),
+)
 
 
 def _failures(email: str, password_changed_at: datetime | None) -> Failures:
@@ -122,11 +134,7 @@ def _failures(email: str, password_changed_at: datetime | None) -> Failures:
     if password_changed_at is not None:
         since = max(since, password_changed_at)
     count, last_at = db.session.execute(
-        select(func.count(AuthFailure.id), func.max(AuthFailure.created_at)).where(
-            AuthFailure.account_key == account_key(email),
-            AuthFailure.factor == FACTOR,
-            AuthFailure.created_at > since,
-        )
+        _COUNT, {"account_key": account_key(email), "since": since}
     ).one()
     if isinstance(last_at, str):  # SQLite: func.max skips the column type
         last_at = datetime.fromisoformat(last_at)
@@ -158,27 +166,30 @@ def _lock_started(email: str, user: User | None) -> None:
     )
 
 
-def record_signin_failure(email: str) -> AuditEvent:
-    """Audit a rejected e-mail and password, with the reason; commits.
+def record_signin_failure(email: str, user: User | None) -> AuditEvent:
+    """Audit a rejected e-mail and password (`user`: the person it names), with the reason.
+
+    Kept (core.uow.keep) and left to the request's commit: one commit per failed attempt
+    with the failure's count, for known and unknown addresses alike.
 
     The log is for admins only, so it may name the attempted address and why the
     attempt failed, which the sign-in page itself never tells. What was typed is kept
     only when it is a well-formed address (`typed_address`): anything else could carry
     line breaks or terminal escapes into whoever reads the log.
     """
+    uow.keep()
     address = typed_address(email)
     if address is None:
-        return record_and_commit(
+        return record(
             "signin.failure", actor=None, actor_type="user", details={"reason": "malformed_email"}
         )
-    user = find_by_email(address)  # the same one query for known and unknown addresses
     if user is None:
         reason = "unknown_account"
     elif not user.is_active:
         reason = "account_disabled"
     else:
         reason = "wrong_password" if user.password_hash else "no_password"
-    return record_and_commit(
+    return record(
         "signin.failure",
         actor=None,
         actor_type="user",

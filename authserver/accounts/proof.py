@@ -45,7 +45,7 @@ def check_fresh_proof(user: User, credential: str) -> str:
     """
     if not credential:
         raise ProofError("wrong", "Enter your password.")
-    refused = lockout.refusal(user.email)
+    refused = lockout.refusal(user.email, user)
     if refused == "locked":
         raise ProofError("locked", lockout.LOCKED_MESSAGE)
     if refused == "wait":
@@ -59,7 +59,7 @@ def check_fresh_proof(user: User, credential: str) -> str:
         return "password"
     method = _code_method(user, credential)
     if method is None:
-        lockout.record_failure(user.email)
+        lockout.record_failure(user.email, user)
         raise ProofError("wrong", WRONG_PASSWORD)
     try:
         proven = totp.check_second_factor(user, credential, method) is not None

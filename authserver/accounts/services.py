@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
 
@@ -119,13 +119,28 @@ def _role(name: str) -> Role:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """The active person with this e-mail and password, or None.
+    """The active person with this e-mail and password, or None."""
+    return check_password(find_for_sign_in(email), password)
 
-    An unknown e-mail costs one argon2id verification too, so response time does
-    not tell which addresses have accounts (OWASP Authentication Cheat Sheet).
+
+def find_for_sign_in(email: str) -> User | None:
+    """The person a typed e-mail address names, active or not, or None.
+
+    One query for every well-formed address, known or not; none for a malformed one, which
+    no account can have. Sign-in looks the person up once and hands them to the password
+    check, the lockout and the audit alike.
     """
     address = normalize_email(email)
-    user = find_by_email(address) if is_valid_email(address) else None
+    return find_by_email(address) if is_valid_email(address) else None
+
+
+def check_password(user: User | None, password: str) -> User | None:
+    """`user` when `password` is theirs and they are active, else None.
+
+    Exactly one argon2id verification whatever `user` is: None (an unknown e-mail) and a
+    person without a password are checked against a dummy hash, so response time does not
+    tell which addresses have accounts (OWASP Authentication Cheat Sheet).
+    """
     if user is None or not user.password_hash or len(password) > MAX_PASSWORD_LENGTH:
         verify_dummy(password[:MAX_PASSWORD_LENGTH])
         return None
@@ -138,6 +153,10 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+# Built once: every sign-in attempt runs it.
+_USER_BY_EMAIL = select(User).where(User.email == bindparam("email")).options(lazyload(User.roles))
+
+
 def find_by_email(address: str) -> User | None:
     """The person with this normalized e-mail, active or not; roles load only when used.
 
@@ -145,9 +164,7 @@ def find_by_email(address: str) -> User | None:
     add a second one for known addresses only, and the pages that look addresses up
     (sign-in, sign-up, reset) must not take longer for them.
     """
-    return db.session.scalar(
-        select(User).where(User.email == address).options(lazyload(User.roles))
-    )
+    return db.session.scalar(_USER_BY_EMAIL, {"email": address})
 
 
 def _rehash(user: User, password: str) -> None:

@@ -17,7 +17,7 @@ from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, ResetPasswordForm
 from .links import RESET_PASSWORD, VERIFY_EMAIL, peek_token
 from .lockout import record_signin_failure
 from .password_reset import request_password_reset, reset_password
-from .services import AccountError, authenticate, normalize_email
+from .services import AccountError, check_password, find_for_sign_in, normalize_email
 from .signup import register
 from .two_step import finish_password_step
 
@@ -64,14 +64,16 @@ def login() -> ResponseReturnValue:
         form.email.data = request.args.get("login_hint", "")[:254]
     error = None
     if form.validate_on_submit():
-        refused = lockout.refusal(form.email.data)  # same answers for unknown addresses
-        user = None if refused else authenticate(form.email.data, form.password.data)
+        email = form.email.data
+        account = find_for_sign_in(email)  # one lookup, for known and unknown addresses alike
+        refused = lockout.refusal(email, account)  # the same answers for unknown addresses
+        user = None if refused else check_password(account, form.password.data)
         if user is not None:
             lockout.clear(user)
             return finish_password_step(user, next_url)
-        record_signin_failure(form.email.data)
+        record_signin_failure(email, account)
         if not refused:
-            lockout.record_failure(form.email.data)
+            lockout.record_failure(email, account)
         error = lockout.LOCKED_MESSAGE if refused == "locked" else INCORRECT_CREDENTIALS
     elif request.method == "POST":
         filled = form.email.data and form.password.data
