@@ -63,22 +63,30 @@ def account_key(email: str) -> str:
     return hash_secret(normalize_email(email or ""))
 
 
-def refusal(email: str, user: User | None) -> str | None:
-    """Why a password attempt for `email` (naming `user`) is refused before it is checked.
+@dataclass(frozen=True)
+class Standing:
+    """An address before its password is checked: its recent failures, and why the attempt
+    is refused ("locked": the threshold was reached within the window; "wait": too soon
+    after the last failure) or None to go ahead."""
 
-    "locked": the threshold was reached within the window; "wait": too soon after the
-    last failure; None: go ahead. Both refusals cost no password hashing, for known and
-    unknown addresses alike.
+    failures: Failures
+    refused: str | None
+
+
+def standing(email: str, user: User | None) -> Standing:
+    """Where a password attempt for `email` (naming `user`) stands: one count query.
+
+    Both refusals cost no password hashing, for known and unknown addresses alike.
     """
     config = current_app.config["AUTHSERVER"]
     failures = _failures(email, user.password_changed_at if user is not None else None)
     if failures.count >= config.lockout_threshold:
-        return "locked"
+        return Standing(failures, "locked")
     if failures.last_at is not None:
         ready_at = failures.last_at + timedelta(seconds=delay_after(failures.count))
         if precise_utcnow() < ready_at:
-            return "wait"
-    return None
+            return Standing(failures, "wait")
+    return Standing(failures, None)
 
 
 def record_failure(email: str, user: User | None) -> None:
@@ -112,9 +120,14 @@ _CLEAR = (
 )
 
 
-def clear(user: User) -> None:
-    """A right password ends the count of wrong ones."""
-    db.session.execute(_CLEAR, {"account_key": account_key(user.email), "user_id": user.id})
+def clear(user: User, before: Standing) -> None:
+    """A right password ends the count of wrong ones, when `before` (its standing) had any.
+
+    Failures that did not count then (outside the window, from before the password last
+    changed) never count again; `authserver cleanup` purges them.
+    """
+    if before.failures.count:
+        db.session.execute(_CLEAR, {"account_key": account_key(user.email), "user_id": user.id})
 
 
 def _window() -> timedelta:

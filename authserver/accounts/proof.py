@@ -45,17 +45,17 @@ def check_fresh_proof(user: User, credential: str) -> str:
     """
     if not credential:
         raise ProofError("wrong", "Enter your password.")
-    refused = lockout.refusal(user.email, user)
-    if refused == "locked":
+    standing = lockout.standing(user.email, user)
+    if standing.refused == "locked":
         raise ProofError("locked", lockout.LOCKED_MESSAGE)
-    if refused == "wait":
+    if standing.refused == "wait":
         raise ProofError("wait", WAIT_MESSAGE)
     if (
         user.password_hash
         and len(credential) <= MAX_PASSWORD_LENGTH
         and verify_password(user.password_hash, credential)
     ):
-        lockout.clear(user)
+        lockout.clear(user, standing)
         return "password"
     method = _code_method(user, credential)
     if method is None:

@@ -66,15 +66,16 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         email = form.email.data
         account = find_for_sign_in(email)  # one lookup, for known and unknown addresses alike
-        refused = lockout.refusal(email, account)  # the same answers for unknown addresses
-        user = None if refused else check_password(account, form.password.data)
+        standing = lockout.standing(email, account)  # the same answers for unknown addresses
+        user = None if standing.refused else check_password(account, form.password.data)
         if user is not None:
-            lockout.clear(user)
+            lockout.clear(user, standing)
             return finish_password_step(user, next_url)
         record_signin_failure(email, account)
-        if not refused:
+        if not standing.refused:
             lockout.record_failure(email, account)
-        error = lockout.LOCKED_MESSAGE if refused == "locked" else INCORRECT_CREDENTIALS
+        locked = standing.refused == "locked"
+        error = lockout.LOCKED_MESSAGE if locked else INCORRECT_CREDENTIALS
     elif request.method == "POST":
         filled = form.email.data and form.password.data
         error = INCORRECT_CREDENTIALS if filled else MISSING_CREDENTIALS

@@ -122,6 +122,7 @@ def test_a_wrong_password_does_the_same_work_for_every_address(app: Flask) -> No
 
 def test_a_sign_in_looks_the_address_up_once_and_commits_once(app: Flask) -> None:
     seen = work(app, "/login", {"email": "member@example.com", "password": PASSWORD}, status=302)
-    assert seen[("SELECT", "users")] == 1
+    assert seen[("SELECT", "users")] == seen[("SELECT", "auth_failures")] == 1
     assert seen[("INSERT", "login_sessions")] == seen[("INSERT", "audit_events")] == 1
+    assert seen[("DELETE", "auth_failures")] == 0  # no failure counted, none to clear
     assert seen[("COMMIT", "")] == 1
