@@ -481,7 +481,13 @@ TARGET_RATIOS = {
     ("ES256", "code_exchange"): 1.0,
     ("ES256", "refresh"): 1.0,
     ("ES256", "introspection"): 1.0,
+    ("ES256", "userinfo"): 1.0,
+    ("ES256", "jwks"): 1.0,
+    ("ES256", "discovery"): 1.0,
 }
+# Issue 12's memory and sign-in targets.
+RSS_PER_WORKER_MB = 100
+SIGNINS_PER_CORE = 30
 
 
 def targets_met(results: list[Result], alg: str, worker_rss: list[float]) -> list[Check]:
@@ -509,7 +515,8 @@ def rss_met(alg: str, worker_rss: list[float]) -> list[Check]:
     """authserver's memory per worker after the ES256 runs."""
     if alg != "ES256" or not worker_rss:
         return []
-    return [Check("RSS per worker < 120 MB", _mbs(worker_rss), max(worker_rss) < 120)]
+    met = max(worker_rss) <= RSS_PER_WORKER_MB
+    return [Check(f"RSS per worker ≤ {RSS_PER_WORKER_MB} MB", _mbs(worker_rss), met)]
 
 
 def scale(args: argparse.Namespace, scratch: Path) -> tuple[list[str], list[Check]]:
@@ -677,7 +684,11 @@ def signin(args: argparse.Namespace) -> tuple[list[str], list[Check]]:
     per_core = figures["signins_per_s_per_core"]
     peak = figures["peak_rss_mb"]
     checks = [
-        Check("sign-ins ≥ 15/s per core", f"{per_core:.1f}/s", per_core >= 15),
+        Check(
+            f"sign-ins ≥ {SIGNINS_PER_CORE}/s per core (server CPU)",
+            f"{per_core:.1f}/s",
+            per_core >= SIGNINS_PER_CORE,
+        ),
         Check(
             "peak RSS per worker under concurrent sign-ins < 120 MB", f"{peak:.0f} MB", peak < 120
         ),
