@@ -323,6 +323,9 @@ def test_editing_and_deleting_a_client(client: FlaskClient, admin: str) -> None:
     changed = call(client, "PATCH", path, admin, change).get_json()
     assert changed["redirect_uris"] == ["https://rp.example.com/cb2"]
     assert changed["scope"] == "openid email"
+    assert changed["claims_in_id_token"] is False
+    option = call(client, "PATCH", path, admin, {"claims_in_id_token": True}).get_json()
+    assert option["claims_in_id_token"] is True and option["scope"] == "openid email"
     refused = call(client, "PATCH", path, admin, {"redirect_uris": ["http://evil.example/cb"]})
     assert refused.status_code == 422
     assert "redirect_uri" in refused.get_json()["error_description"]

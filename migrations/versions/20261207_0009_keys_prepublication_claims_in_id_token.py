@@ -1,4 +1,5 @@
-"""signing keys: activation time (pre-publication) and emergency revocation
+"""signing keys: activation time (pre-publication) and emergency revocation; clients:
+claims_in_id_token
 
 Revision ID: 0009_keys
 Revises: 0008
@@ -24,9 +25,15 @@ def upgrade() -> None:
     op.execute("UPDATE signing_keys SET activates_at = created_at")
     with op.batch_alter_table("signing_keys") as batch:
         batch.alter_column("activates_at", existing_type=sa.DateTime(), nullable=False)
+    with op.batch_alter_table("clients") as batch:
+        batch.add_column(
+            sa.Column("claims_in_id_token", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("clients") as batch:
+        batch.drop_column("claims_in_id_token")
     with op.batch_alter_table("signing_keys") as batch:
         batch.drop_column("revoked_at")
         batch.drop_column("activates_at")
