@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 PREFIX = "AUTHSERVER_"
 SUPPORTED_ACCESS_TOKEN_ALGS = ("ES256", "RS256")
+# The JWKS's Cache-Control max-age never exceeds this (seconds).
+JWKS_MAX_AGE_CAP = 300
 
 
 class ConfigError(ValueError):
@@ -85,6 +87,11 @@ class Config:
     default_audience: str = ""
     # How long an instance trusts its in-memory key and client caches before re-reading.
     cache_ttl: int = 30
+    # How long a rotated signing key is published in the JWKS before it signs anything:
+    # longer than every instance's key cache (cache_ttl) plus the JWKS max-age we send,
+    # and than what common relying-party libraries cache a JWKS for whatever max-age says
+    # (jose, jwks-rsa: 10 min; mod_auth_openidc: 1 h). Checked at start-up.
+    key_prepublish_seconds: int = 3600
     # argon2id cost (OWASP: m=19 MiB, t=2, p=1).
     argon2_memory_cost: int = 19 * 1024
     argon2_time_cost: int = 2
@@ -132,6 +139,12 @@ class Config:
         return self.default_audience or self.issuer
 
     @property
+    def jwks_max_age(self) -> int:
+        """The JWKS's Cache-Control max-age: a rotation is seen soon, and within the
+        pre-publication time (`_check_key_schedule`)."""
+        return min(2 * self.cache_ttl, JWKS_MAX_AGE_CAP)
+
+    @property
     def secure_cookies(self) -> bool:
         return self.issuer.startswith("https://")
 
@@ -168,6 +181,7 @@ class Config:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be greater than zero")
         self._check_services()
         self._check_pages()
+        self._check_key_schedule()
         for name in LIMIT_SETTINGS:
             _check_limits(name, getattr(self, name))
         return self._with_derived_defaults()
@@ -180,6 +194,18 @@ class Config:
             raise ConfigError(f"{PREFIX}ISSUER: no query, fragment or trailing slash allowed")
         if self.is_production and parts.scheme != "https":
             raise ConfigError(f"{PREFIX}ISSUER: must be https in production")
+
+    def _check_key_schedule(self) -> None:
+        """A new key signs only once every cache that could lack it has expired: each
+        instance's key cache (cache_ttl) and a relying party's JWKS fetched just before
+        the rotation (jwks_max_age)."""
+        floor = self.cache_ttl + self.jwks_max_age
+        if self.key_prepublish_seconds <= floor:
+            raise ConfigError(
+                f"{PREFIX}KEY_PREPUBLISH_SECONDS: must exceed {PREFIX}CACHE_TTL plus the "
+                f"JWKS max-age ({self.cache_ttl} + {self.jwks_max_age} = {floor} s), "
+                f"got {self.key_prepublish_seconds}"
+            )
 
     def _check_services(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
@@ -221,6 +247,7 @@ POSITIVE_SETTINGS = (
     "authorization_code_ttl",
     "session_ttl",
     "cache_ttl",
+    "key_prepublish_seconds",
     "password_reset_ttl",
     "email_verification_ttl",
     "device_code_ttl",

@@ -114,6 +114,8 @@ class ClientForm(FlaskForm):
     skip_consent = BooleanField("First-party: skip the consent page")
     # RFC 7662 section 4: may introspect access tokens issued to other clients.
     is_resource_server = BooleanField("Resource server: may introspect other clients' tokens")
+    # OIDC Core 5.4 puts scope claims at userinfo; this puts them in the id_token too.
+    claims_in_id_token = BooleanField("Profile and e-mail claims in the id_token too")
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
 

@@ -65,7 +65,10 @@ def serialize_key(key: KeyInfo) -> dict[str, Any]:
         "alg": key.alg,
         "status": key.status,
         "created_at": rfc3339(key.created_at),
+        "activates_at": rfc3339(key.activates_at),
         "retired_at": rfc3339(key.retired_at),
+        "revoked_at": rfc3339(key.revoked_at),
+        "unpublished_at": rfc3339(key.unpublished_at),
     }
 
 

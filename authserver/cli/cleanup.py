@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..keys import current_keyring
 from ..maintenance import DEFAULT_BATCH_SIZE, DEFAULT_GRACE, DEFAULT_PAUSE, cleanup, cutoffs
 
 
@@ -43,3 +44,5 @@ def cleanup_command(grace: int, batch_size: int, pause: float) -> None:
     limits = cutoffs(current_app.config["AUTHSERVER"], grace=timedelta(seconds=grace))
     for table, count in cleanup(limits, batch_size=batch_size, pause=pause).items():
         click.echo(f"{table}: {count}")
+    # Signing keys no longer published (keys/schedule.py: retired, or revoked long enough).
+    click.echo(f"signing_keys: {current_keyring().prune()}")

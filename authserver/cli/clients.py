@@ -61,6 +61,12 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
     is_flag=True,
     help="May introspect access tokens issued to other clients (RFC 7662).",
 )
+@click.option(
+    "--claims-in-id-token",
+    is_flag=True,
+    help="Put the profile and e-mail claims of the granted scopes in the id_token too, "
+    "not only at userinfo (for apps that read only the id_token).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -75,6 +81,7 @@ def create_client_command(
     id_token_alg: str | None,
     roles: tuple[str, ...],
     resource_server: bool,
+    claims_in_id_token: bool,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -94,6 +101,7 @@ def create_client_command(
             id_token_signed_response_alg=id_token_alg,
             roles=roles,
             is_resource_server=resource_server,
+            claims_in_id_token=claims_in_id_token,
         )
     except AdminError as exc:
         fail(str(exc))

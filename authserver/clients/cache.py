@@ -50,6 +50,8 @@ class OAuthClient:
     is_resource_server: bool = False
     # Seconds since the epoch: access tokens of this client issued before then are revoked.
     tokens_not_before: float | None = None
+    # The claims of the granted scopes go in the id_token too (oidc/claims.py).
+    claims_in_id_token: bool = False
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -71,6 +73,7 @@ class OAuthClient:
             tokens_not_before=(
                 client.tokens_not_before.timestamp() if client.tokens_not_before else None
             ),
+            claims_in_id_token=bool(client.claims_in_id_token),
         )
 
     def issued_too_early(self, iat: Any) -> bool:

@@ -38,6 +38,9 @@ class Client(db.Model):  # type: ignore[name-defined]
     scope: Mapped[str] = mapped_column(Text, default="")
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    # Put the claims of the granted scopes (profile, email) in the id_token too, not only
+    # at userinfo (OIDC Core 5.4), for apps that read only the id_token (oidc/claims.py).
+    claims_in_id_token: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 resource indicators this client may ask for as the token audience.
     resources: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Browser origins allowed to call the token and userinfo endpoints (CORS).

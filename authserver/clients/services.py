@@ -54,6 +54,7 @@ def create_client(
     id_token_signed_response_alg: str | None = None,
     roles: Iterable[str] = (),
     is_resource_server: bool = False,
+    claims_in_id_token: bool = False,
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
@@ -81,6 +82,7 @@ def create_client(
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
+        claims_in_id_token=bool(claims_in_id_token),
     )
     client.roles = held
     secret = _give_secret(client)
@@ -112,6 +114,7 @@ class ClientChanges(TypedDict, total=False):
     web_origins: Iterable[str] | None
     resources: Iterable[str] | None
     is_resource_server: bool | None
+    claims_in_id_token: bool | None
     # "" removes it (RFC 7592 section 2.2 replaces every value).
     id_token_signed_response_alg: str | None
 
@@ -258,6 +261,8 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
                 "roles": client.role_names,
                 # RFC 7662 section 4: may introspect access tokens issued to other clients.
                 "is_resource_server": client.is_resource_server,
+                # The claims of the granted scopes go in the id_token too (oidc/claims.py).
+                "claims_in_id_token": client.claims_in_id_token,
             }
         )
     if client.id_token_signed_response_alg:
@@ -358,5 +363,6 @@ _OPTIONAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_origins": check_web_origins,
     "resources": check_resources,
     "is_resource_server": bool,
+    "claims_in_id_token": bool,
     "id_token_signed_response_alg": _check_id_token_alg,
 }

@@ -20,5 +20,10 @@ class SigningKey(db.Model):  # type: ignore[name-defined]
     private_jwk_encrypted: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Set when a newer key took over signing; published until its tokens expire.
+    # When it starts signing (keys/schedule.py): published from created_at, signing from
+    # here, AUTHSERVER_KEY_PREPUBLISH_SECONDS later for a rotation.
+    activates_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it stops signing (its successor's activates_at); published until its tokens expire.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by an emergency rotation: unpublished and refused at once, whatever it signed.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,13 +1,21 @@
-"""The key ring: signing keys loaded once per process, cached, and rotated.
+"""The key ring: signing keys loaded once per process, cached, and rotated on a schedule.
 
 Importing an RSA private key costs about 50 ms (key validation), so key objects are
 imported once and kept; the JWKS body is serialised once per reload. Every instance
-re-reads the `signing_keys` table when its copy is older than `cache_ttl` seconds, so
-several workers converge after a rotation on any one of them.
+re-reads the `signing_keys` table when its copy is older than `cache_ttl` seconds, and
+at once when the revocation epoch (core/epoch.py) moved, which an emergency rotation
+moves: a revoked key leaves every instance's signing and verification within a second.
+
+Which key signs is decided by time (keys/schedule.py), on the cached rows, when a token
+is signed. A rotation publishes the new key at once and lets it sign only
+`key_prepublish_seconds` later, longer than every instance's cache and the JWKS's
+max-age (config.py checks it): so no instance signs with a key that another instance's
+JWKS, or a relying party's copy of it, lacks.
 
 Publication (RFC 7517 section 5): a retired key stays in the JWKS until every token it
-may have signed has expired: `retired_at` + `cache_ttl` (other instances may sign with
-it that much longer) + the longest token lifetime + 60 s of clock skew.
+may have signed has expired: `retired_at` + `cache_ttl` (an instance that missed a
+`--now` rotation signs with it that much longer) + the longest token lifetime + 60 s of
+clock skew.
 """
 
 from __future__ import annotations
@@ -21,18 +29,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from joserfc.jwk import ECKey, KeyParameters, RSAKey
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..config import Config
-from ..core import capabilities
+from ..core import capabilities, epoch
 from ..extensions import db, utcnow
 from .crypto import KeyCipher
 from .models import SigningKey
+from .schedule import NEXT, PUBLISHED, RETIRED, REVOKED, SIGNING, signer_at, state_at
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +56,21 @@ MISS_RELOAD_INTERVAL = 2.0
 # Allowance for clock skew between us and token consumers (seconds).
 CLOCK_SKEW = 60
 
-ACTIVE = "active"
-RETIRED_PUBLISHED = "retired-published"
-EXPIRED = "expired"
-
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """One stored key and where it is in its life, for `authserver keys list`."""
+    """One stored key and where it is in its life, for `keys list` and the admin console."""
 
     kid: str
     alg: str
     created_at: datetime
+    activates_at: datetime
     retired_at: datetime | None
+    revoked_at: datetime | None
+    # keys/schedule.py: next, signing, retiring, retired or revoked.
     status: str
+    # When it leaves the JWKS (None: not scheduled yet, or already gone).
+    unpublished_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ class _Row:
     private_jwk_encrypted: str
     public_jwk: dict[str, Any]
     created_at: datetime
+    activates_at: datetime
     retired_at: datetime | None
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,9 @@ class _Snapshot:
     """What one reload of the table produced; replaced whole, never mutated."""
 
     loaded_at: float
-    signers: dict[str, _Row]
+    # The revocation epoch read before the rows (None when read outside an app).
+    epoch: int | None
+    rows: tuple[_Row, ...]
     verifiers: dict[str, Key]
     jwks: tuple[dict[str, Any], ...]
     jwks_body: bytes
@@ -93,8 +107,9 @@ class KeyRing:
         self._app = app
         self._config: Config = app.config["AUTHSERVER"]
         self._cipher = KeyCipher(self._config.secret_key, self._config.secret_key_fallbacks)
-        # Monotonic clock for cache ages; tests may replace it.
+        # Monotonic clock for cache ages, wall clock for the key schedule; tests replace them.
         self.clock = clock
+        self.wall: Callable[[], datetime] = utcnow
         self._lock = threading.RLock()
         self._snapshot: _Snapshot | None = None
         self._private: dict[str, Key] = {}
@@ -106,8 +121,12 @@ class KeyRing:
     # -- signing and verification -------------------------------------------------
 
     def signing_key(self, alg: str) -> tuple[str, Key]:
-        """The newest active key for `alg` as (kid, private key); made on first use."""
-        row = self._fresh().signers.get(alg)
+        """The key that signs `alg` now (keys/schedule.py) as (kid, private key).
+
+        The first key of an algorithm is made on first use, signing at once: no relying
+        party can hold a key set that lacks it, as there was none before.
+        """
+        row = signer_at(self._fresh(watch_epoch=True).rows, alg, self.wall())
         if row is None:
             row = self._create_signer(_checked_alg(alg))
         return row.kid, self._private_key(row)
@@ -116,7 +135,7 @@ class KeyRing:
         """The published public key with this `kid`, or None."""
         if not isinstance(kid, str):
             return None
-        key = self._fresh().verifiers.get(kid)
+        key = self._fresh(watch_epoch=True).verifiers.get(kid)
         if key is None and self.clock() - self._last_miss_reload >= MISS_RELOAD_INTERVAL:
             with self._lock:
                 if self.clock() - self._last_miss_reload >= MISS_RELOAD_INTERVAL:
@@ -137,7 +156,7 @@ class KeyRing:
     def ensure_keys(self) -> None:
         """Make sure an RS256 and an ES256 signer exist and decrypt with our secret."""
         for alg in SUPPORTED_ALGS:
-            row = self._fresh().signers.get(alg) or self._create_signer(alg)
+            row = signer_at(self._fresh().rows, alg, self.wall()) or self._create_signer(alg)
             if row.kid not in self._private:
                 self._cipher.decrypt(row.private_jwk_encrypted, kid=row.kid)
         self.ready = True
@@ -147,35 +166,81 @@ class KeyRing:
         if not self.ready:
             self.ensure_keys()
 
-    def rotate(self, alg: str | None = None) -> list[SigningKey]:
-        """Make new signers for `alg` (or every algorithm) and retire the previous ones."""
+    def rotate(
+        self, alg: str | None = None, *, immediately: bool = False, revoke: bool = False
+    ) -> list[SigningKey]:
+        """Make a new key for `alg` (or every algorithm), published now.
+
+        - scheduled (the default): it signs `key_prepublish_seconds` from now, when the
+          key signing until then retires;
+        - `immediately`: it signs now and the current signer retires now (relying parties
+          holding a cached key set cannot verify its tokens until they fetch it again);
+        - `revoke` (an emergency after a leak; implies `immediately`): every stored key
+          of the algorithm is also revoked: unpublished, and its tokens, whoever signed
+          them, refused at once. The revocation epoch moves, so every instance reloads
+          its keys within a second (core/epoch.py).
+        """
         algs = [_checked_alg(alg)] if alg else list(SUPPORTED_ALGS)
+        immediately = immediately or revoke
         with self._lock:
             made = [_generate(a) for a in algs]
-            now = utcnow()
+            now = self.wall()
+            starts = now
+            if not immediately:
+                starts += timedelta(seconds=self._config.key_prepublish_seconds)
             with self._session() as session:
-                # Retire first: the autoflush of the new rows must not include them.
+                # Update first: the autoflush of the new rows must not include them.
+                if revoke:
+                    session.execute(
+                        update(SigningKey)
+                        .where(SigningKey.alg.in_(algs), SigningKey.revoked_at.is_(None))
+                        .values(revoked_at=now)
+                    )
+                    session.execute(epoch.BUMP, {"name": epoch.NAME})
+                # Whatever would sign after `starts` stops there: the new key takes over.
                 session.execute(
                     update(SigningKey)
-                    .where(SigningKey.alg.in_(algs), SigningKey.retired_at.is_(None))
-                    .values(retired_at=now)
+                    .where(
+                        SigningKey.alg.in_(algs),
+                        SigningKey.revoked_at.is_(None),
+                        or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > starts),
+                    )
+                    .values(retired_at=starts)
                 )
-                rows = [self._new_row(key, a, now) for key, a in zip(made, algs, strict=True)]
+                rows = [
+                    self._new_row(key, a, now, activates_at=starts)
+                    for key, a in zip(made, algs, strict=True)
+                ]
                 session.add_all(rows)
                 session.commit()
             for key, row in zip(made, rows, strict=True):
                 self._private[row.kid] = key
             self._reload()
-        log.info("rotated signing keys: %s", ", ".join(f"{r.alg} {r.kid}" for r in rows))
+        how = "revoking the previous keys" if revoke else f"signing from {starts:%Y-%m-%d %H:%M:%S}"
+        log.info("rotated signing keys (%s): %s", how, ", ".join(f"{r.alg} {r.kid}" for r in rows))
         return rows
 
     def list_keys(self) -> list[KeyInfo]:
-        """Every stored key, newest first, with its status."""
-        now = utcnow()
-        return [
-            KeyInfo(r.kid, r.alg, r.created_at, r.retired_at, self._status(r, now))
-            for r in self._read_rows()
-        ]
+        """Every stored key, newest first, with its state and times."""
+        now = self.wall()
+        window = self._publish_window()
+        infos = []
+        for r in self._read_rows():
+            status = state_at(r, now, window)
+            gone = r.retired_at + window if r.retired_at and status in PUBLISHED else None
+            infos.append(
+                KeyInfo(
+                    r.kid,
+                    r.alg,
+                    r.created_at,
+                    r.activates_at,
+                    r.retired_at,
+                    r.revoked_at,
+                    status,
+                    gone,
+                )
+            )
+        return infos
 
     def refresh(self) -> None:
         """Re-read the table now, whatever the age of the cache."""
@@ -198,57 +263,79 @@ class KeyRing:
             return len(keys)
 
     def prune(self) -> int:
-        """Delete retired keys that no unexpired token can refer to; returns how many."""
-        now = utcnow()
-        expired = [r.kid for r in self._read_rows() if self._status(r, now) == EXPIRED]
-        if expired:
+        """Delete retired keys, and revoked ones once they would have been; returns how many.
+
+        A revoked key is listed (`keys list`, the console) for one publication window
+        after the emergency, so the operator sees what was revoked and when.
+        """
+        now = self.wall()
+        window = self._publish_window()
+        gone = [r.kid for r in self._read_rows() if _prunable(r, now, window)]
+        if gone:
             with self._lock, self._session() as session:
-                session.execute(delete(SigningKey).where(SigningKey.kid.in_(expired)))
+                session.execute(delete(SigningKey).where(SigningKey.kid.in_(gone)))
                 session.commit()
             self.refresh()
-        return len(expired)
+        return len(gone)
 
     # -- cache ----------------------------------------------------------------------
 
-    def _fresh(self) -> _Snapshot:
-        """The current snapshot, reloaded first if older than cache_ttl."""
+    def _fresh(self, *, watch_epoch: bool = False) -> _Snapshot:
+        """The current snapshot, reloaded first if older than cache_ttl or, with
+        `watch_epoch` in this app's context, if the revocation epoch moved since it was
+        read (an emergency rotation moves it; core.epoch polls it once a second)."""
+        at = self._epoch_now() if watch_epoch else None
         snapshot = self._snapshot
-        if snapshot is not None and self.clock() - snapshot.loaded_at < self._config.cache_ttl:
+        if snapshot is not None and self._still_fresh(snapshot, at):
             return snapshot
         with self._lock:
             snapshot = self._snapshot
-            if snapshot is not None and (
-                self.clock() - snapshot.loaded_at < self._config.cache_ttl
-            ):
+            if snapshot is not None and self._still_fresh(snapshot, at):
                 return snapshot  # another thread reloaded while we waited
             try:
-                return self._reload()
+                return self._reload(at)
             except SQLAlchemyError:
                 if snapshot is None:
                     raise
                 # Keep serving the keys we have; try again in a few seconds.
                 log.exception("could not reload signing keys; keeping the cached ones")
                 retry_at = self.clock() - self._config.cache_ttl + MISS_RELOAD_INTERVAL
-                self._snapshot = _replace_loaded_at(snapshot, retry_at)
+                self._snapshot = replace(snapshot, loaded_at=retry_at, epoch=at)
                 return self._snapshot
 
-    def _reload(self) -> _Snapshot:
-        """Read the table and build a new snapshot (call with the lock held)."""
-        now = utcnow()
+    def _still_fresh(self, snapshot: _Snapshot, at: int | None) -> bool:
+        young = self.clock() - snapshot.loaded_at < self._config.cache_ttl
+        return young and (at is None or at == snapshot.epoch)
+
+    def _epoch_now(self) -> int | None:
+        """The revocation epoch (core.epoch) in a context of our app, else None."""
+        if not has_app_context() or current_app.extensions.get(EXTENSION) is not self:
+            return None
+        return epoch.current()
+
+    def _reload(self, at: int | None = None) -> _Snapshot:
+        """Read the table and build a new snapshot (call with the lock held).
+
+        `at` is the revocation epoch read before the table; without it the snapshot keeps
+        the previous label (an older label costs at most one more reload).
+        """
+        previous = self._snapshot
+        if at is None and previous is not None:
+            at = previous.epoch
+        now = self.wall()
+        window = self._publish_window()
         rows = self._read_rows()
-        signers: dict[str, _Row] = {}
-        for row in rows:  # newest first, so the first active row per alg wins
-            if row.retired_at is None and row.alg not in signers:
-                signers[row.alg] = row
-        published = [r for r in rows if self._status(r, now) != EXPIRED]
+        published = [r for r in rows if state_at(r, now, window) in PUBLISHED]
         jwks = tuple(_public_members(r.public_jwk) for r in published)
-        verifiers = {jwk["kid"]: _import_public(jwk) for jwk in jwks}
-        # Drop private keys no longer signing, so retired secrets leave memory.
-        signer_kids = {r.kid for r in signers.values()}
-        self._private = {k: v for k, v in self._private.items() if k in signer_kids}
+        known = previous.verifiers if previous is not None else {}
+        verifiers = {jwk["kid"]: known.get(jwk["kid"]) or _import_public(jwk) for jwk in jwks}
+        # Keep private keys only of keys that sign now or will: retired secrets leave memory.
+        may_sign = {r.kid for r in published if state_at(r, now, window) in (NEXT, SIGNING)}
+        self._private = {k: v for k, v in self._private.items() if k in may_sign}
         self._snapshot = _Snapshot(
             loaded_at=self.clock(),
-            signers=signers,
+            epoch=at,
+            rows=tuple(r for r in rows if r.revoked_at is None),
             verifiers=verifiers,
             jwks=jwks,
             jwks_body=json.dumps({"keys": list(jwks)}, separators=(",", ":")).encode(),
@@ -256,25 +343,31 @@ class KeyRing:
         return self._snapshot
 
     def _create_signer(self, alg: str) -> _Row:
-        """Generate the first signer for `alg`; safe when processes race to do it."""
+        """Generate a signer for `alg` when none signs now; safe when processes race to do it."""
         with self._lock:
-            row = self._reload().signers.get(alg)
+            row = signer_at(self._reload().rows, alg, self.wall())
             if row is not None:  # another thread or process made one meanwhile
                 return row
             key = _generate(alg)
+            now = self.wall()
             with self._session() as session:
-                session.add(self._new_row(key, alg, utcnow()))
+                session.add(self._new_row(key, alg, now, activates_at=now))
                 session.commit()
             self._private[key.kid] = key  # type: ignore[index]
-            row = self._reload().signers[alg]
-            self._retire_others(alg, keep=row.kid)
+            row = signer_at(self._reload().rows, alg, self.wall())
+            assert row is not None
+            self._retire_others(alg, keep=row)
             log.info("generated %s signing key %s", alg, row.kid)
             return row
 
-    def _retire_others(self, alg: str, keep: str) -> None:
-        """If two processes raced, retire every active key but the newest one."""
+    def _retire_others(self, alg: str, keep: _Row) -> None:
+        """If two processes raced, retire the other keys that sign now but lost the tie."""
+        now = self.wall()
+        window = self._publish_window()
         others = [
-            r.kid for r in self._read_rows() if r.alg == alg and not r.retired_at and r.kid != keep
+            r.kid
+            for r in self._read_rows()
+            if r.alg == alg and r.kid != keep.kid and state_at(r, now, window) == SIGNING
         ]
         if not others:
             return
@@ -282,7 +375,7 @@ class KeyRing:
             session.execute(
                 update(SigningKey)
                 .where(SigningKey.kid.in_(others), SigningKey.retired_at.is_(None))
-                .values(retired_at=utcnow())
+                .values(retired_at=now)
             )
             session.commit()
         self._reload()
@@ -296,11 +389,6 @@ class KeyRing:
             self._private[row.kid] = key
         return key
 
-    def _status(self, row: _Row, now: datetime) -> str:
-        if row.retired_at is None:
-            return ACTIVE
-        return RETIRED_PUBLISHED if now < row.retired_at + self._publish_window() else EXPIRED
-
     def _publish_window(self) -> timedelta:
         """How long a retired key stays published (see the module docstring)."""
         config = self._config
@@ -309,7 +397,7 @@ class KeyRing:
 
     # -- storage --------------------------------------------------------------------
 
-    def _new_row(self, key: Key, alg: str, now: datetime) -> SigningKey:
+    def _new_row(self, key: Key, alg: str, now: datetime, *, activates_at: datetime) -> SigningKey:
         """A `SigningKey` row for a freshly generated key, private part encrypted."""
         params = {"kid": key.kid, "alg": alg, "use": "sig"}
         private = {**key.as_dict(private=True), **params}
@@ -320,7 +408,9 @@ class KeyRing:
             private_jwk_encrypted=self._cipher.encrypt(json.dumps(private)),
             public_jwk=public,
             created_at=now,
+            activates_at=activates_at,
             retired_at=None,
+            revoked_at=None,
         )
 
     def _read_rows(self) -> list[_Row]:
@@ -336,7 +426,9 @@ class KeyRing:
                     k.private_jwk_encrypted,
                     dict(k.public_jwk),
                     k.created_at,
+                    k.activates_at,
                     k.retired_at,
+                    k.revoked_at,
                 )
                 for k in keys
             ]
@@ -347,6 +439,13 @@ class KeyRing:
             with self._app.app_context():
                 self._engine = db.engine
         return Session(self._engine, expire_on_commit=False)
+
+
+def _prunable(row: _Row, now: datetime, window: timedelta) -> bool:
+    state = state_at(row, now, window)
+    if state == REVOKED:
+        return row.revoked_at is not None and now >= row.revoked_at + window
+    return state == RETIRED
 
 
 def _checked_alg(alg: str) -> str:
@@ -385,10 +484,6 @@ def _import_public(jwk: dict[str, Any]) -> Key:
 def _public_members(jwk: dict[str, Any]) -> dict[str, Any]:
     """A JWK without any private member, whatever was stored."""
     return {name: value for name, value in jwk.items() if name not in PRIVATE_MEMBERS}
-
-
-def _replace_loaded_at(snapshot: _Snapshot, loaded_at: float) -> _Snapshot:
-    return replace(snapshot, loaded_at=loaded_at)
 
 
 # Where `keys.init_app` keeps the application's key ring.

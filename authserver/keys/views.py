@@ -13,15 +13,14 @@ from .services import current_keyring
 
 bp = Blueprint("keys", __name__)
 
-# Relying parties cache the key set; keep it short so a rotation is seen soon.
-MAX_AGE_CAP = 300
-
 
 def jwks_document(app: Flask) -> Document:
     """The key set of `app`, serialised at the last reload; its keys made if there are none."""
     keyring = current_keyring(app)
     keyring.ensure_ready()
-    max_age = min(2 * app.config["AUTHSERVER"].cache_ttl, MAX_AGE_CAP)
+    # Shorter than AUTHSERVER_KEY_PREPUBLISH_SECONDS (config.py checks it): a relying
+    # party's copy expires before any key it lacks signs.
+    max_age = app.config["AUTHSERVER"].jwks_max_age
     cache_control = ("Cache-Control", f"public, max-age={max_age}")
     return Document(keyring.jwks_json(), "application/json", (cache_control,))
 

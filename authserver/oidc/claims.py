@@ -5,6 +5,11 @@ access tokens (`release_claims`): a claim goes out only when the grant's scope c
 (`covered_claims`). The grant's scope is already the client's registration, the person's
 consent and what the person holds, intersected (oauth/consent.py). The `claims` request
 parameter (section 5.5) only chooses where covered claims go; it never adds one.
+
+Section 5.4 puts the scope claims at userinfo when an access token is issued, which is
+what we do; a client registered with `claims_in_id_token` gets every covered claim in
+the id_token as well (node-oidc-provider's `conformIdTokenClaims: false`, per client),
+for apps that read only the id_token.
 """
 
 from __future__ import annotations
@@ -105,18 +110,23 @@ def release_claims(
     claims_request: dict[str, Any] | None,
     target: str,
     organization_id: int | None = None,
+    *,
+    claims_in_id_token: bool = False,
 ) -> dict[str, Any]:
     """The claims for `target` ("id_token", "userinfo" or "access_token") under this scope.
 
     Userinfo gets every covered claim (section 5.4: scope claims are returned there when
     an access token is issued); the id_token gets `sub`, the role claims of the `roles`
     scope and the covered claims the `claims` parameter asks for in its `id_token`
-    member (section 5.5); an access token its covered claims (never `sub`, which it has
+    member (section 5.5), or every covered claim for a client registered with
+    `claims_in_id_token`; an access token its covered claims (never `sub`, which it has
     anyway, nor an empty `roles`). A person no longer in the grant's organization gets
     no organization claims: see `organization_claims`.
     """
     organization = organization_claims(organization_id, user) or {}
-    return claims_for(user, scope, target, organization, claims_request)
+    return claims_for(
+        user, scope, target, organization, claims_request, claims_in_id_token=claims_in_id_token
+    )
 
 
 def claims_for(
@@ -125,12 +135,14 @@ def claims_for(
     target: str,
     organization: Mapping[str, Any],
     claims_request: dict[str, Any] | None = None,
+    *,
+    claims_in_id_token: bool = False,
 ) -> dict[str, Any]:
     """`release_claims` with the organization's claims already looked up (`org_id`, `org_roles`)."""
     if target not in TARGETS:
         raise ValueError(f"unknown claims target {target!r}")
     covered = covered_claims(scope, target, organization.get("org_id"))
-    if target == "id_token":
+    if target == "id_token" and not claims_in_id_token:
         asked = set(((claims_request or {}).get("id_token") or {}).keys())
         wanted = covered & (asked | {"sub", ROLES_SCOPE, *ORGANIZATION_CLAIMS})
     else:

@@ -45,7 +45,12 @@ def create_id_token(
     kid, key = current_keyring().signing_key(alg)
     now = int(utcnow().timestamp())
     claims: dict[str, Any] = release_claims(
-        user, scope, claims_request, "id_token", organization_id
+        user,
+        scope,
+        claims_request,
+        "id_token",
+        organization_id,
+        claims_in_id_token=client.claims_in_id_token,
     )
     claims.update(
         {

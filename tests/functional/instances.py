@@ -66,6 +66,8 @@ class Cluster:
     rp_secret: str
     rs_id: str
     rs_secret: str
+    # The instances' environment: what a `authserver` command on the same deployment gets.
+    environ: dict[str, str]
 
     def run(self, work: Any) -> Any:
         """Call `work` in the seeding app's context, then drop its session."""
@@ -196,7 +198,7 @@ def two_instances(
         for instance in instances:
             wait_until_ready(instance, deadline)
         a, b = instances
-        yield Cluster(a, b, issuer, app, rp_id, rp_secret, rs_id, rs_secret)
+        yield Cluster(a, b, issuer, app, rp_id, rp_secret, rs_id, rs_secret, environ)
     finally:
         for instance in instances:
             stop_instance(instance)
@@ -333,6 +335,21 @@ def kid_of(token: str) -> str:
     header = token.split(".")[0]
     kid: str = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
     return kid
+
+
+def command(cluster: Cluster, *args: str) -> str:
+    """Run `authserver ARGS` as an operator would on the deployment; its output."""
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "authserver"), *args],
+        cwd=ROOT,
+        env=cluster.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def client_credentials_token(cluster: Cluster, instance: Instance) -> str:

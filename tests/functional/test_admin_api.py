@@ -323,6 +323,9 @@ def test_editing_and_deleting_a_client(client: FlaskClient, admin: str) -> None:
     changed = call(client, "PATCH", path, admin, change).get_json()
     assert changed["redirect_uris"] == ["https://rp.example.com/cb2"]
     assert changed["scope"] == "openid email"
+    assert changed["claims_in_id_token"] is False
+    option = call(client, "PATCH", path, admin, {"claims_in_id_token": True}).get_json()
+    assert option["claims_in_id_token"] is True and option["scope"] == "openid email"
     refused = call(client, "PATCH", path, admin, {"redirect_uris": ["http://evil.example/cb"]})
     assert refused.status_code == 422
     assert "redirect_uri" in refused.get_json()["error_description"]
@@ -431,13 +434,22 @@ def test_roles_are_created_changed_and_deleted(client: FlaskClient, admin: str) 
 @pytest.mark.commits  # the key ring writes signing keys on its own connection
 def test_keys_are_listed_without_secrets_and_rotated(client: FlaskClient, admin: str) -> None:
     before = call(client, "GET", "/keys", admin).get_json()["items"]
-    assert before and all(
-        set(k) == {"kid", "alg", "status", "created_at", "retired_at"} for k in before
-    )
+    fields = {"kid", "alg", "status", "created_at", "activates_at", "retired_at", "revoked_at"}
+    assert before and all(set(k) == fields | {"unpublished_at"} for k in before)
     rotated = call(client, "POST", "/keys/rotate", admin, {"alg": "ES256"}).get_json()
     assert len(rotated["kids"]) == 1
-    assert rotated["kids"][0] in {k["kid"] for k in rotated["items"]}
+    states = {k["kid"]: k["status"] for k in rotated["items"]}
+    assert states[rotated["kids"][0]] == "next"
+    assert call(client, "POST", "/keys/rotate", admin, {"now": "yes"}).status_code == 422
     assert call(client, "POST", "/keys/rotate", admin, {"alg": "HS256"}).status_code == 422
+    emergency = call(
+        client, "POST", "/keys/rotate", admin, {"alg": "ES256", "emergency": True}
+    ).get_json()
+    states = {k["kid"]: k["status"] for k in emergency["items"]}
+    assert states[emergency["kids"][0]] == "signing"
+    assert states[rotated["kids"][0]] == "revoked"
+    # The admin's own access token was signed by a revoked ES256 key: it stops verifying.
+    assert call(client, "GET", "/keys", admin).status_code == 401
 
 
 def test_admin_actions_are_audited_and_exported_as_json_lines(

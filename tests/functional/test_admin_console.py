@@ -377,6 +377,13 @@ def test_editing_redirect_uris_and_scopes(app: Flask, world: World) -> None:
     assert client.post_logout_redirect_uris == ["https://shop.example.com/bye"]
     assert client.scope == "openid email"
     assert client.web_origins == ["https://shop.example.com"]
+    assert client.claims_in_id_token is False
+    ticked = {**form, "claims_in_id_token": "y"}
+    assert _call(browser, "POST", f"/admin/clients/{client.client_id}", ticked).status_code == 302
+    db.session.refresh(client)
+    assert client.claims_in_id_token is True
+    page = browser.get(f"/admin/clients/{client.client_id}").text
+    assert "Claims in the id_token" in page
 
     refused = _call(
         browser, "POST", f"/admin/clients/{client.client_id}", {**form, "redirect_uris": ""}
@@ -484,7 +491,7 @@ def test_rotating_signing_keys_publishes_a_new_key(app: Flask, world: World) -> 
     after = {key["kid"] for key in browser.get("/.well-known/jwks.json").json["keys"]}
     new = after - before
     assert len(new) == 1 and new.pop() in page
-    assert "retired" in page
+    assert "next" in page  # published now, signing after the pre-publication time
 
 
 # Audit log

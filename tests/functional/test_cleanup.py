@@ -217,6 +217,7 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "auth_failures": 1,
         "audit_events": 1,
         "mail_outbox": 3,
+        "signing_keys": 0,
     }
     for name, (model, key) in gone_keys.items():
         assert db.session.get(model, key) is None, name

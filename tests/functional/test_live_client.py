@@ -197,12 +197,14 @@ def introspect(rs: OAuth2Session, url: str, token: str) -> dict[str, Any]:
     return body
 
 
-def sign_in_with_authlib(server: LiveServer, meta: dict[str, Any]) -> tuple[OAuth2Session, Any]:
+def sign_in_with_authlib(
+    server: LiveServer, meta: dict[str, Any], scope: str = SCOPE
+) -> tuple[OAuth2Session, Any]:
     """The relying party's side of the code flow: PKCE S256, state and nonce, then the exchange."""
     rp = OAuth2Session(
         server.rp_id,
         server.rp_secret,
-        scope=SCOPE,
+        scope=scope,
         redirect_uri=REDIRECT_URI,
         code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_basic",
@@ -295,3 +297,49 @@ def test_authlib_client_runs_code_flow_pkce_refresh_revoke_and_introspection(
     }
     assert rp2.get(meta["userinfo_endpoint"], timeout=10).status_code == 401
     assert refresh_fails(rp2, meta["token_endpoint"], token2["refresh_token"]) == "invalid_grant"
+
+
+def set_claims_in_id_token(server: LiveServer, value: bool) -> None:
+    """Register the live relying party's option as the console or the admin API would."""
+    from authserver.clients.services import get_client, update_client
+    from authserver.extensions import db
+    from authserver.roles.ceiling import SYSTEM
+
+    with server.app.app_context():
+        client = get_client(server.rp_id)
+        assert client is not None
+        update_client(client, actor=SYSTEM, claims_in_id_token=value)
+        db.session.commit()
+        db.session.remove()
+
+
+def test_a_client_registered_for_claims_in_the_id_token_reads_profile_and_email_there(
+    live_server: LiveServer,
+) -> None:
+    server = live_server
+    meta = requests.get(server.url + "/.well-known/openid-configuration", timeout=10).json()
+    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+
+    # By default (OIDC Core 5.4) the scope claims go to userinfo, not the id_token.
+    _, (token, nonce, _) = sign_in_with_authlib(server, meta)
+    plain = verify_id_token(token, keys, server.url, server.rp_id, nonce)
+    assert not {"name", "email", "email_verified", "updated_at"} & set(plain)
+
+    set_claims_in_id_token(server, True)
+    rp, (token, nonce, _) = sign_in_with_authlib(server, meta)
+    claims = verify_id_token(token, keys, server.url, server.rp_id, nonce)
+    userinfo = rp.get(meta["userinfo_endpoint"], timeout=10).json()
+    assert userinfo["email"] == "alice@example.com"
+    assert {name: claims[name] for name in userinfo} == userinfo
+    # A refresh's id_token carries them too.
+    refreshed = rp.refresh_token(meta["token_endpoint"], refresh_token=token["refresh_token"])
+    assert verify_id_token(refreshed, keys, server.url, server.rp_id, None)["email"] == (
+        "alice@example.com"
+    )
+
+    # Only the claims of the granted scopes: without `email`, no e-mail.
+    _, (narrow, nonce, _) = sign_in_with_authlib(server, meta, scope="openid profile")
+    decoded = jwt.decode(narrow["id_token"], keys, algorithms=["RS256"]).claims
+    assert decoded["nonce"] == nonce
+    assert decoded["name"] == "Alice Liddell"
+    assert "email" not in decoded and "email_verified" not in decoded

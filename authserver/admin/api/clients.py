@@ -33,6 +33,7 @@ CLIENT_FIELDS = (
     "skip_consent",
     "roles",
     "is_resource_server",
+    "claims_in_id_token",
 )
 
 
@@ -66,6 +67,7 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         id_token_signed_response_alg=text(data, "id_token_signed_response_alg"),
         roles=strings(data, "roles") or [],
         is_resource_server=bool(boolean(data, "is_resource_server")),
+        claims_in_id_token=bool(boolean(data, "claims_in_id_token")),
     )
     body = serialize_client(client)
     if secret is not None:
@@ -99,6 +101,7 @@ def update_client(client_id: str) -> Response:
             resources=strings(data, "resources"),
             roles=strings(data, "roles"),
             is_resource_server=boolean(data, "is_resource_server"),
+            claims_in_id_token=boolean(data, "claims_in_id_token"),
             actor=actor(),
         )
     if active is not None and active != client.is_active:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from ..api_schemas import (
+    boolean,
     json_body,
     only,
     text,
@@ -23,6 +24,11 @@ def list_keys() -> Response:
 @bp.post("/keys/rotate")
 @needs("keys:write")
 def rotate_keys() -> Response:
-    data = only(json_body(), ("alg",)) if request.content_length else {}
-    kids = services.rotate_signing_keys(text(data, "alg"), actor=actor())
+    data = only(json_body(), ("alg", "now", "emergency")) if request.content_length else {}
+    kids = services.rotate_signing_keys(
+        text(data, "alg"),
+        immediately=bool(boolean(data, "now")),
+        emergency=bool(boolean(data, "emergency")),
+        actor=actor(),
+    )
     return jsonify(kids=kids, items=[serialize_key(k) for k in services.list_signing_keys()])

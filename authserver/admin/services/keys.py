@@ -12,14 +12,23 @@ def list_signing_keys() -> list[KeyInfo]:
     return current_keyring().list_keys()
 
 
-def rotate_signing_keys(alg: str | None = None, *, actor: Actor | None = None) -> list[str]:
-    """Make new signing keys for `alg` (or every algorithm) and retire the old; returns new kids."""
+def rotate_signing_keys(
+    alg: str | None = None,
+    *,
+    immediately: bool = False,
+    emergency: bool = False,
+    actor: Actor | None = None,
+) -> list[str]:
+    """Publish new signing keys for `alg` (or every algorithm); returns their kids.
+
+    They sign after the pre-publication time, at once with `immediately`; `emergency`
+    also revokes every older key of the algorithm (keys.services.KeyRing.rotate).
+    """
     try:
-        rows = current_keyring().rotate(alg)
+        rows = current_keyring().rotate(alg, immediately=immediately, revoke=emergency)
     except ValueError as exc:
         raise AdminError(str(exc)) from None
     kids = [row.kid for row in rows]
-    audit(
-        "admin.keys.rotated", who(actor), subject=",".join(kids), details={"alg": alg, "kids": kids}
-    )
+    details = {"alg": alg, "kids": kids, "now": immediately or emergency, "emergency": emergency}
+    audit("admin.keys.rotated", who(actor), subject=",".join(kids), details=details)
     return kids

@@ -185,6 +185,7 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "skip_consent": bool(form.skip_consent.data),
         "roles": form.roles.data or [],
         "is_resource_server": bool(form.is_resource_server.data),
+        "claims_in_id_token": bool(form.claims_in_id_token.data),
     }
 
 
@@ -201,6 +202,7 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "skip_consent": target.skip_consent,
         "roles": target.role_names,
         "is_resource_server": target.is_resource_server,
+        "claims_in_id_token": target.claims_in_id_token,
     }
 
 

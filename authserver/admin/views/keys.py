@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from ..forms import RotateKeysForm
@@ -15,17 +15,21 @@ from .base import actor, bp, require_permission
 def keys() -> ResponseReturnValue:
     """Every signing key with its status."""
     return render_template(
-        "admin/keys.html", section="keys", keys=services.list_signing_keys(), form=RotateKeysForm()
+        "admin/keys.html",
+        section="keys",
+        keys=services.list_signing_keys(),
+        form=RotateKeysForm(),
+        prepublish=current_app.config["AUTHSERVER"].key_prepublish_seconds,
     )
 
 
 @bp.post("/keys/rotate")
 @require_permission("keys:write")
 def rotate_keys() -> ResponseReturnValue:
-    """Make new signing keys and retire the old ones (still published for verification)."""
+    """Publish new signing keys; they sign after the pre-publication time."""
     form = RotateKeysForm()
     if not form.validate_on_submit():
         abort(400)
     kids = services.rotate_signing_keys(form.alg.data or None, actor=actor())
-    flash(f"New signing keys: {', '.join(kids)}.")
+    flash(f"New signing keys, published now and signing later: {', '.join(kids)}.")
     return redirect(url_for("admin.keys"))

@@ -181,6 +181,14 @@ def test_a_service_is_given_roles_and_the_resource_server_flag(app: Flask) -> No
     assert client is not None and client.role_names == ["developer", "viewer"]
 
 
+def test_a_client_can_be_registered_for_claims_in_the_id_token(app: Flask) -> None:
+    code, stdout, _ = invoke(app, *WEB_CLIENT, "--claims-in-id-token", "--json")
+    assert code == 0, stdout
+    assert json.loads(stdout)["claims_in_id_token"] is True
+    code, stdout, _ = invoke(app, *WEB_CLIENT, "--json")
+    assert json.loads(stdout)["claims_in_id_token"] is False
+
+
 def test_an_unknown_role_is_refused_and_nothing_is_registered(app: Flask) -> None:
     code, _, stderr = invoke(app, *WEB_CLIENT, "--role", "wizard")
 

@@ -23,15 +23,49 @@ def test_ensure_then_list_shows_an_active_key_per_algorithm(app: Flask) -> None:
     assert "RS256" in listed and "ES256" in listed
 
 
-def test_rotate_makes_a_new_signer_and_keeps_the_old_key_published(app: Flask) -> None:
+def test_rotate_publishes_a_next_key_and_says_when_it_signs(app: Flask) -> None:
     run(app, "keys", "ensure")
     old_kid, _ = current_keyring().signing_key("ES256")
 
     rotated = run(app, "keys", "rotate", "--alg", "ES256")
 
-    new_kid, _ = current_keyring().signing_key("ES256")
-    assert new_kid != old_kid
-    assert new_kid in rotated
+    (new,) = [k for k in current_keyring().list_keys() if k.status == "next"]
+    assert new.kid in rotated and "signing from" in rotated
+    assert f"{new.activates_at:%Y-%m-%d %H:%M:%S}" in rotated
+    assert current_keyring().signing_key("ES256")[0] == old_kid
     published = {jwk["kid"] for jwk in current_keyring().jwks()["keys"]}
-    assert {old_kid, new_kid} <= published
-    assert old_kid in run(app, "keys", "list")
+    assert {old_kid, new.kid} <= published
+    listed = run(app, "keys", "list")
+    assert old_kid in listed and "signing" in listed and "next" in listed
+
+
+def test_rotate_now_signs_at_once_and_says_what_it_costs(app: Flask) -> None:
+    run(app, "keys", "ensure")
+    old_kid, _ = current_keyring().signing_key("ES256")
+
+    rotated = run(app, "keys", "rotate", "--alg", "ES256", "--now")
+
+    new_kid, _ = current_keyring().signing_key("ES256")
+    assert new_kid != old_kid and new_kid in rotated
+    assert "cannot verify its tokens until they fetch it again" in rotated
+    assert old_kid in {jwk["kid"] for jwk in current_keyring().jwks()["keys"]}
+
+
+def test_an_emergency_rotation_asks_first_then_revokes_the_old_key(app: Flask) -> None:
+    run(app, "keys", "ensure")
+    old_kid, _ = current_keyring().signing_key("ES256")
+
+    declined = app.test_cli_runner().invoke(
+        args=["keys", "rotate", "--alg", "ES256", "--emergency"], input="n\n"
+    )
+    assert declined.exit_code == 1
+    assert "stops verifying" in declined.output
+    assert current_keyring().signing_key("ES256")[0] == old_kid
+
+    rotated = run(app, "keys", "rotate", "--alg", "ES256", "--emergency", "--yes")
+
+    new_kid, _ = current_keyring().signing_key("ES256")
+    assert new_kid != old_kid and new_kid in rotated
+    assert "Revoked: every older key of ES256" in rotated
+    assert old_kid not in {jwk["kid"] for jwk in current_keyring().jwks()["keys"]}
+    assert current_keyring().verification_key(old_kid) is None

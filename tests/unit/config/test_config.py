@@ -99,3 +99,13 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     missing = [f.name for f in fields(Config) if f"`AUTHSERVER_{f.name.upper()}`" not in readme]
     assert missing == []
+
+
+def test_key_prepublication_must_outlast_every_cache(tmp_path: Path) -> None:
+    # cache_ttl 30 + JWKS max-age 60: a new key may sign only after 90 s have passed.
+    with pytest.raises(ConfigError, match=r"KEY_PREPUBLISH_SECONDS.*= 90 s"):
+        Config.from_env(env(tmp_path, key_prepublish_seconds="90"))
+    assert Config.from_env(env(tmp_path, key_prepublish_seconds="91")).jwks_max_age == 60
+    assert Config.from_env(env(tmp_path)).key_prepublish_seconds == 3600
+    with pytest.raises(ConfigError, match="KEY_PREPUBLISH_SECONDS"):
+        Config.from_env(env(tmp_path, cache_ttl="3600"))

@@ -19,11 +19,9 @@ from authserver.extensions import db, utcnow
 from authserver.keys import current_keyring
 from authserver.keys.crypto import KeyCipher, KeyDecryptionError
 from authserver.keys.models import SigningKey
+from authserver.keys.schedule import NEXT, RETIRED, RETIRING, REVOKED, SIGNING
 from authserver.keys.services import (
-    ACTIVE,
-    EXPIRED,
     PRIVATE_MEMBERS,
-    RETIRED_PUBLISHED,
     SUPPORTED_ALGS,
     KeyRing,
 )
@@ -111,7 +109,7 @@ def test_ensure_keys_makes_one_signer_per_algorithm(app_factory: Any) -> None:
     keyring.ensure_keys()
     keyring.ensure_keys()
     assert sorted(k.alg for k in keyring.list_keys()) == ["ES256", "RS256"]
-    assert {k.status for k in keyring.list_keys()} == {ACTIVE}
+    assert {k.status for k in keyring.list_keys()} == {SIGNING}
 
 
 def test_signing_keys_are_cached_without_touching_the_database(app_factory: Any) -> None:
@@ -197,8 +195,15 @@ def test_the_old_secret_as_a_fallback_still_loads_and_reencrypt_moves_on(
 # -- rotation and publication -----------------------------------------------------------
 
 
-def test_rotate_makes_new_signers_and_keeps_the_old_ones_published(app_factory: Any) -> None:
-    app = app_factory()
+def later(keyring: KeyRing, seconds: int) -> None:
+    """Move the key ring's wall clock `seconds` ahead of the real one (the schedule reads it)."""
+    keyring.wall = lambda: utcnow() + timedelta(seconds=seconds)
+
+
+def test_rotate_publishes_new_keys_at_once_and_signs_with_them_after_prepublication(
+    app_factory: Any,
+) -> None:
+    app = app_factory(key_prepublish_seconds=900)
     keyring = keyring_of(app)
     keyring.ensure_keys()
     old = {alg: keyring.signing_key(alg)[0] for alg in SUPPORTED_ALGS}
@@ -207,21 +212,64 @@ def test_rotate_makes_new_signers_and_keeps_the_old_ones_published(app_factory: 
     made = keyring.rotate()
 
     assert sorted(k.alg for k in made) == sorted(SUPPORTED_ALGS)
-    for alg in SUPPORTED_ALGS:
-        assert keyring.signing_key(alg)[0] not in (old[alg], None)
     published = {jwk["kid"] for jwk in keyring.jwks()["keys"]}
     assert published == set(old.values()) | {k.kid for k in made}
+    for alg in SUPPORTED_ALGS:  # published, not signing yet
+        assert keyring.signing_key(alg)[0] == old[alg]
+    statuses = {k.kid: k.status for k in keyring.list_keys()}
+    assert {statuses[k.kid] for k in made} == {NEXT}
+    assert {statuses[kid] for kid in old.values()} == {SIGNING}
+
+    later(keyring, 890)
+    assert {keyring.signing_key(alg)[0] for alg in SUPPORTED_ALGS} == set(old.values())
+    later(keyring, 901)
+    for alg in SUPPORTED_ALGS:
+        assert keyring.signing_key(alg)[0] == next(k.kid for k in made if k.alg == alg)
     assert jwt.decode(old_token, KeySet.import_key_set(keyring.jwks()))  # type: ignore[arg-type]
     statuses = {k.kid: k.status for k in keyring.list_keys()}
-    assert {statuses[kid] for kid in old.values()} == {RETIRED_PUBLISHED}
-    assert {statuses[k.kid] for k in made} == {ACTIVE}
+    assert {statuses[kid] for kid in old.values()} == {RETIRING}
+    assert {statuses[k.kid] for k in made} == {SIGNING}
+
+
+def test_rotate_now_signs_at_once_and_keeps_the_old_key_published(app_factory: Any) -> None:
+    keyring = keyring_of(app_factory())
+    old_kid = keyring.signing_key("ES256")[0]
+    old_token = sign(keyring, "ES256")
+
+    (made,) = keyring.rotate("ES256", immediately=True)
+
+    assert keyring.signing_key("ES256")[0] == made.kid
+    assert {k.kid: k.status for k in keyring.list_keys()}[old_kid] == RETIRING
+    assert keyring.verification_key(old_kid) is not None
+    assert jwt.decode(old_token, KeySet.import_key_set(keyring.jwks()))  # type: ignore[arg-type]
+
+
+def test_an_emergency_rotation_revokes_every_older_key_at_once(app_factory: Any) -> None:
+    keyring = keyring_of(app_factory())
+    old_kid = keyring.signing_key("ES256")[0]
+    (pending,) = keyring.rotate("ES256")  # a scheduled successor, stored beside the leaked key
+    rs_kid = keyring.signing_key("RS256")[0]
+
+    (made,) = keyring.rotate("ES256", revoke=True)
+
+    assert keyring.signing_key("ES256")[0] == made.kid
+    published = {jwk["kid"] for jwk in keyring.jwks()["keys"]}
+    assert old_kid not in published and pending.kid not in published
+    assert {made.kid, rs_kid} <= published
+    assert keyring.verification_key(old_kid) is None
+    statuses = {k.kid: k.status for k in keyring.list_keys()}
+    assert statuses[old_kid] == statuses[pending.kid] == REVOKED
+    assert statuses[rs_kid] == SIGNING
+    assert keyring.prune() == 0  # listed for one publication window, then pruned
+    later(keyring, 30 + 15 * 60 + 60 + 1)
+    assert keyring.prune() == 2
 
 
 def test_rotate_one_algorithm_leaves_the_other_signer(app_factory: Any) -> None:
     keyring = keyring_of(app_factory())
     keyring.ensure_keys()
     rs_kid = keyring.signing_key("RS256")[0]
-    (made,) = keyring.rotate("ES256")
+    (made,) = keyring.rotate("ES256", immediately=True)
     assert made.alg == "ES256"
     assert keyring.signing_key("ES256")[0] == made.kid
     assert keyring.signing_key("RS256")[0] == rs_kid
@@ -231,7 +279,7 @@ def test_a_retired_key_leaves_the_jwks_once_its_tokens_expired(app_factory: Any)
     app = app_factory(access_token_ttl=600, id_token_ttl=900, cache_ttl=30)
     keyring = keyring_of(app)
     old_kid = keyring.signing_key("ES256")[0]
-    keyring.rotate("ES256")
+    keyring.rotate("ES256", immediately=True)
     window = 900 + 30 + 60  # longest token lifetime, cache_ttl, clock skew
 
     set_retired_at(app, old_kid, seconds_ago=window - 30)
@@ -243,7 +291,7 @@ def test_a_retired_key_leaves_the_jwks_once_its_tokens_expired(app_factory: Any)
     keyring.refresh()
     assert old_kid not in {jwk["kid"] for jwk in keyring.jwks()["keys"]}
     assert keyring.verification_key(old_kid) is None
-    assert {k.kid: k.status for k in keyring.list_keys()}[old_kid] == EXPIRED
+    assert {k.kid: k.status for k in keyring.list_keys()}[old_kid] == RETIRED
 
     assert keyring.prune() == 1
     assert old_kid not in {row.kid for row in stored_rows(app)}
@@ -257,7 +305,7 @@ def test_another_instance_picks_up_a_rotation_after_cache_ttl(
     old_kid = second.signing_key("ES256")[0]
     assert first.signing_key("ES256")[0] == old_kid
 
-    (new,) = first.rotate("ES256")
+    (new,) = first.rotate("ES256", immediately=True)
 
     clock.advance(9)
     assert second.signing_key("ES256")[0] == old_kid  # still trusting its cache
@@ -288,7 +336,7 @@ def test_instances_racing_to_make_the_first_key_agree_on_one_signer(app_factory:
         keyring.refresh()
     signers = {keyring.signing_key("ES256")[0] for keyring in keyrings}
     assert len(signers) == 1
-    active = [k for k in keyrings[0].list_keys() if k.alg == "ES256" and k.status == ACTIVE]
+    active = [k for k in keyrings[0].list_keys() if k.alg == "ES256" and k.status == SIGNING]
     assert [k.kid for k in active] == list(signers)
     # Whatever key any of them signed with is still published.
     assert set(kids) <= {jwk["kid"] for jwk in keyrings[0].jwks()["keys"]}

@@ -32,7 +32,11 @@ def test_the_jwks_has_both_algorithms_with_public_members_only(app_factory: Any)
 def test_the_jwks_is_cacheable(app_factory: Any) -> None:
     response = app_factory(cache_ttl=30).test_client().get("/.well-known/jwks.json")
     assert response.headers["Cache-Control"] == "public, max-age=60"
-    long_ttl = app_factory(cache_ttl=3600).test_client().get("/.well-known/jwks.json")
+    long_ttl = (
+        app_factory(cache_ttl=3600, key_prepublish_seconds=7200)
+        .test_client()
+        .get("/.well-known/jwks.json")
+    )
     assert long_ttl.headers["Cache-Control"] == "public, max-age=300"
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from authserver.oidc.claims import covered_claims
+from authserver.accounts.models import User
+from authserver.oidc.claims import claims_for, covered_claims
 
 
 @pytest.mark.parametrize("target", ["id_token", "userinfo"])
@@ -31,3 +34,47 @@ def test_an_access_token_covers_roles_and_the_organization_by_scope() -> None:
     assert covered_claims("org:acme", "access_token", "acme") == {"org_id", "org_roles"}
     assert covered_claims("org:beta", "access_token", "acme") == frozenset()
     assert covered_claims("roles org:acme", "access_token", None) == {"roles"}
+
+
+def alice() -> User:
+    """A person, never stored: the claims rule reads only her attributes."""
+    return User(
+        sub="alice-sub",
+        email="alice@example.com",
+        email_verified=True,
+        name="Alice Liddell",
+        updated_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
+def test_by_default_the_id_token_carries_scope_claims_only_when_the_claims_parameter_asks() -> None:
+    """OIDC Core 5.4: with an access token, scope claims go to userinfo."""
+    assert claims_for(alice(), "openid profile email", "id_token", {}) == {"sub": "alice-sub"}
+    asked = {"id_token": {"email": None}}
+    assert claims_for(alice(), "openid profile email", "id_token", {}, asked) == {
+        "sub": "alice-sub",
+        "email": "alice@example.com",
+    }
+
+
+def test_claims_in_id_token_puts_every_claim_of_the_granted_scopes_in_the_id_token() -> None:
+    every = claims_for(alice(), "openid profile email", "id_token", {}, claims_in_id_token=True)
+    assert every == claims_for(alice(), "openid profile email", "userinfo", {})
+    assert set(every) == {"sub", "name", "updated_at", "email", "email_verified"}
+
+
+def test_claims_in_id_token_adds_nothing_the_scope_does_not_cover() -> None:
+    only_profile = claims_for(
+        alice(),
+        "openid profile",
+        "id_token",
+        {},
+        {"id_token": {"email": {"essential": True}}},  # asking cannot add it either
+        claims_in_id_token=True,
+    )
+    assert set(only_profile) == {"sub", "name", "updated_at"}
+    assert claims_for(alice(), "openid", "id_token", {}, claims_in_id_token=True) == {
+        "sub": "alice-sub"
+    }
+    # The option is about the id_token: access tokens and userinfo are unchanged.
+    assert claims_for(alice(), "openid email", "access_token", {}, claims_in_id_token=True) == {}

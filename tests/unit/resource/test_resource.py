@@ -142,7 +142,7 @@ def test_rotation_is_picked_up_on_an_unknown_kid(app: Flask, issuer_client, api)
     api_client, _, fetched = api
     assert call(api_client, service_token(issuer_client)).status_code == 200
     jwks_fetches = sum(url.endswith("jwks.json") for url in fetched)
-    current_keyring().rotate()
+    current_keyring().rotate(immediately=True)
     assert call(api_client, service_token(issuer_client)).status_code == 200
     assert sum(url.endswith("jwks.json") for url in fetched) == jwks_fetches + 1
 
