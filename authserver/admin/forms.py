@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 
 from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
+from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
@@ -114,6 +115,12 @@ class ClientForm(FlaskForm):
     skip_consent = BooleanField("First-party: skip the consent page")
     # RFC 7662 section 4: may introspect access tokens issued to other clients.
     is_resource_server = BooleanField("Resource server: may introspect other clients' tokens")
+    # oauth/grants/refresh_token.py; the service refuses values above the cap.
+    refresh_token_grace_period_seconds = IntegerField(
+        "Refresh token grace period (seconds)",
+        validators=[Optional(), NumberRange(min=0, max=MAX_REFRESH_TOKEN_GRACE_PERIOD)],
+        default=0,
+    )
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
 

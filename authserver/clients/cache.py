@@ -50,6 +50,8 @@ class OAuthClient:
     is_resource_server: bool = False
     # Seconds since the epoch: access tokens of this client issued before then are revoked.
     tokens_not_before: float | None = None
+    # Seconds a rotated refresh token stays usable (oauth/grants/refresh_token.py); 0: none.
+    refresh_token_grace_period_seconds: int = 0
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -71,6 +73,7 @@ class OAuthClient:
             tokens_not_before=(
                 client.tokens_not_before.timestamp() if client.tokens_not_before else None
             ),
+            refresh_token_grace_period_seconds=client.refresh_token_grace_period_seconds or 0,
         )
 
     def issued_too_early(self, iat: Any) -> bool:

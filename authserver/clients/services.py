@@ -29,6 +29,7 @@ from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
     check_redirect_uris,
+    check_refresh_token_grace_period,
     check_resources,
     check_scope,
     check_web_origins,
@@ -54,6 +55,7 @@ def create_client(
     id_token_signed_response_alg: str | None = None,
     roles: Iterable[str] = (),
     is_resource_server: bool = False,
+    refresh_token_grace_period_seconds: int = 0,
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
@@ -81,6 +83,9 @@ def create_client(
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
+        refresh_token_grace_period_seconds=check_refresh_token_grace_period(
+            refresh_token_grace_period_seconds
+        ),
     )
     client.roles = held
     secret = _give_secret(client)
@@ -112,6 +117,7 @@ class ClientChanges(TypedDict, total=False):
     web_origins: Iterable[str] | None
     resources: Iterable[str] | None
     is_resource_server: bool | None
+    refresh_token_grace_period_seconds: int | None
     # "" removes it (RFC 7592 section 2.2 replaces every value).
     id_token_signed_response_alg: str | None
 
@@ -258,6 +264,8 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
                 "roles": client.role_names,
                 # RFC 7662 section 4: may introspect access tokens issued to other clients.
                 "is_resource_server": client.is_resource_server,
+                # oauth/grants/refresh_token.py: a rotated refresh token's grace, 0 for none.
+                "refresh_token_grace_period_seconds": client.refresh_token_grace_period_seconds,
             }
         )
     if client.id_token_signed_response_alg:
@@ -358,5 +366,6 @@ _OPTIONAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_origins": check_web_origins,
     "resources": check_resources,
     "is_resource_server": bool,
+    "refresh_token_grace_period_seconds": check_refresh_token_grace_period,
     "id_token_signed_response_alg": _check_id_token_alg,
 }

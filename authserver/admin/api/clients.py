@@ -11,6 +11,7 @@ from ...clients.services import get_client as find_client
 from ...clients.services import list_clients as all_clients
 from ..api_schemas import (
     boolean,
+    integer,
     json_body,
     only,
     page,
@@ -33,7 +34,10 @@ CLIENT_FIELDS = (
     "skip_consent",
     "roles",
     "is_resource_server",
+    "refresh_token_grace_period_seconds",
 )
+
+GRACE = "refresh_token_grace_period_seconds"
 
 
 @bp.get("/clients")
@@ -66,6 +70,7 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         id_token_signed_response_alg=text(data, "id_token_signed_response_alg"),
         roles=strings(data, "roles") or [],
         is_resource_server=bool(boolean(data, "is_resource_server")),
+        refresh_token_grace_period_seconds=integer(data, GRACE) or 0,
     )
     body = serialize_client(client)
     if secret is not None:
@@ -99,6 +104,7 @@ def update_client(client_id: str) -> Response:
             resources=strings(data, "resources"),
             roles=strings(data, "roles"),
             is_resource_server=boolean(data, "is_resource_server"),
+            refresh_token_grace_period_seconds=integer(data, GRACE),
             actor=actor(),
         )
     if active is not None and active != client.is_active:
