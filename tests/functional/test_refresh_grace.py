@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
+from authserver.accounts.services import find_by_email
 from authserver.audit.models import AuditEvent
 from authserver.clients.cache import invalidate_client_cache
 from authserver.clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
@@ -253,18 +254,20 @@ def test_the_grace_period_is_capped(app: Flask) -> None:
     assert client.refresh_token_grace_period_seconds == 60
 
 
-def statements_of_a_refresh(app_factory: Any, grace: int) -> list[str]:
-    """The SQL statements (and commits) one ordinary refresh runs, for a client with `grace`."""
+def statements_of_a_refresh(app_factory: Any, grace: int, *, reuse: bool = False) -> list[str]:
+    """The SQL statements (and commits) one ordinary refresh runs, for a client with `grace`;
+    with `reuse`, those of presenting the token just rotated again."""
     app: Flask = app_factory(ratelimit_enabled=False)
     with app.app_context():
-        if grace == 0:
+        if find_by_email("alice@example.com") is None:
             make_user()
         client, secret = make_client(refresh_token_grace_period_seconds=grace)
         rp = (SimpleNamespace(client_id=client.client_id), secret)
         browser = app.test_client()
         token = first_tokens(browser, rp)["refresh_token"]
         # Warm: the client snapshot and the signing keys are cached after one refresh.
-        token = refresh(browser, rp, token).get_json()["refresh_token"]
+        rotated = refresh(browser, rp, token).get_json()["refresh_token"]
+        token = token if reuse else rotated
         db.session.remove()
     seen: list[str] = []
     with app.app_context():
@@ -298,3 +301,14 @@ def test_an_ordinary_refresh_runs_the_same_statements_with_or_without_grace(
     # As before the grace period existed: read the token with its grant and person,
     # consume it, insert the audit event and the successor, commit.
     assert len(without) == REFRESH_STATEMENTS, without
+
+
+@pytest.mark.commits
+def test_what_a_graced_reuse_costs(app_factory: Any) -> None:
+    """One SELECT (the grace rule) and the audit event more than an ordinary refresh."""
+    graced = statements_of_a_refresh(app_factory, GRACE, reuse=True)
+
+    assert [s for s in graced if s.startswith("SELECT")][1].startswith("SELECT refresh_tokens.id")
+    assert "UPDATE refresh_tokens SET" not in graced
+    assert graced.count("INSERT INTO audit_events") == 2
+    assert len(graced) == REFRESH_STATEMENTS + 1, graced

@@ -6,8 +6,9 @@ The same request goes to the token endpoint (`oauth/endpoints/token.py` with
 wired on the same server class, client store, client authentication methods and token
 contents. Status, error code, token_type, expires_in, scope and the caching headers must
 be equal; only the token values differ, and a request without grant_type, which RFC 6749
-section 5.2 calls invalid_request where Authlib says unsupported_grant_type. RFC 8707 `resource` is ours alone (stock Authlib
-has no resource indicators): tests/functional/test_client_credentials.py covers it.
+section 5.2 calls invalid_request where Authlib says unsupported_grant_type. RFC 8707
+`resource` is ours alone (stock Authlib has no resource indicators):
+tests/functional/test_client_credentials.py covers it.
 """
 
 from __future__ import annotations
