@@ -66,6 +66,16 @@ def boolean(data: dict[str, Any], key: str) -> bool | None:
     return value
 
 
+def integer(data: dict[str, Any], key: str) -> int | None:
+    """A whole-number member (None when absent); the service checks its range."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{key} must be a whole number")
+    return value
+
+
 def strings(data: dict[str, Any], key: str) -> list[str] | None:
     """A list-of-strings member (None when absent)."""
     value = data.get(key)

@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 
 from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
+from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
@@ -116,6 +117,12 @@ class ClientForm(FlaskForm):
     is_resource_server = BooleanField("Resource server: may introspect other clients' tokens")
     # OIDC Core 5.4 puts scope claims at userinfo; this puts them in the id_token too.
     claims_in_id_token = BooleanField("Profile and e-mail claims in the id_token too")
+    # oauth/grants/refresh_token.py; the service refuses values above the cap.
+    refresh_token_grace_period_seconds = IntegerField(
+        "Refresh token grace period (seconds)",
+        validators=[Optional(), NumberRange(min=0, max=MAX_REFRESH_TOKEN_GRACE_PERIOD)],
+        default=0,
+    )
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
 

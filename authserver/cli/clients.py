@@ -15,13 +15,19 @@ from ..admin.services.clients import (
     delete_client,
     rotate_client_secret,
     set_client_active,
+    update_client,
 )
 from ..clients.initial_access import issue_initial_access_token
+from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ..clients.services import client_metadata, list_clients
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
+GRACE_PERIOD_HELP = (
+    "Seconds after a refresh token's rotation during which presenting it again returns "
+    f"new tokens instead of revoking the family; 0 (no grace) to {MAX_REFRESH_TOKEN_GRACE_PERIOD}."
+)
 
 
 @clients_cli.command("create")
@@ -66,6 +72,12 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
     is_flag=True,
     help="Put the profile and e-mail claims of the granted scopes in the id_token too, "
     "not only at userinfo (for apps that read only the id_token).",
+    "--refresh-token-grace-period",
+    "grace_period",
+    type=int,
+    default=0,
+    show_default=True,
+    help=GRACE_PERIOD_HELP,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
@@ -82,6 +94,7 @@ def create_client_command(
     roles: tuple[str, ...],
     resource_server: bool,
     claims_in_id_token: bool,
+    grace_period: int,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -102,6 +115,7 @@ def create_client_command(
             roles=roles,
             is_resource_server=resource_server,
             claims_in_id_token=claims_in_id_token,
+            refresh_token_grace_period_seconds=grace_period,
         )
     except AdminError as exc:
         fail(str(exc))
@@ -195,6 +209,26 @@ def show_client_command(client_id: str, as_json: bool) -> None:
     for key, value in metadata.items():
         shown = " ".join(value) if isinstance(value, list) else value
         click.echo(f"{key + ':':<32} {'-' if shown in ('', None) else shown}")
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option(
+    "--refresh-token-grace-period", "grace_period", type=int, default=None, help=GRACE_PERIOD_HELP
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def update_client_command(client_id: str, grace_period: int | None, as_json: bool) -> None:
+    """Change a client's metadata; options not given keep their values."""
+    client = find_client(client_id)
+    try:
+        update_client(client, actor=cli_actor(), refresh_token_grace_period_seconds=grace_period)
+    except AdminError as exc:
+        fail(str(exc))
+    metadata = client_metadata(client)
+    if as_json:
+        click.echo(json.dumps(metadata, indent=2))
+        return
+    click.echo(f"Updated client {client.client_id} ({client.name}).")
 
 
 @clients_cli.command("rotate-secret")

@@ -52,6 +52,8 @@ class OAuthClient:
     tokens_not_before: float | None = None
     # The claims of the granted scopes go in the id_token too (oidc/claims.py).
     claims_in_id_token: bool = False
+    # Seconds a rotated refresh token stays usable (oauth/grants/refresh_token.py); 0: none.
+    refresh_token_grace_period_seconds: int = 0
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -74,6 +76,7 @@ class OAuthClient:
                 client.tokens_not_before.timestamp() if client.tokens_not_before else None
             ),
             claims_in_id_token=bool(client.claims_in_id_token),
+            refresh_token_grace_period_seconds=client.refresh_token_grace_period_seconds or 0,
         )
 
     def issued_too_early(self, iat: Any) -> bool:

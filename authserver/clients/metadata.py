@@ -17,6 +17,12 @@ SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 MAX_URI_LENGTH = 2000
+# The longest refresh-token grace period a client may register, in seconds. The window
+# exists for requests that cross in flight (two tabs refreshing at once, a response lost
+# and retried): they arrive within seconds. Each second more is a second in which a
+# stolen, already rotated token is honoured instead of revoking its family (RFC 9700
+# section 4.14.2). Okta allows 0 to 60 seconds; so do we.
+MAX_REFRESH_TOKEN_GRACE_PERIOD = 60
 
 
 class ClientError(ValueError):
@@ -80,6 +86,18 @@ def check_resources(resources: Iterable[str]) -> list[str]:
         if parts.fragment or "#" in uri:
             raise ClientError(f"resource {uri!r} must not contain a fragment (RFC 8707)")
     return checked
+
+
+def check_refresh_token_grace_period(seconds: object) -> int:
+    """Whole seconds from 0 (no grace, the default) to MAX_REFRESH_TOKEN_GRACE_PERIOD."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise ClientError("refresh_token_grace_period_seconds must be a whole number of seconds")
+    if not 0 <= seconds <= MAX_REFRESH_TOKEN_GRACE_PERIOD:
+        raise ClientError(
+            "refresh_token_grace_period_seconds must be from 0 (no grace) to "
+            f"{MAX_REFRESH_TOKEN_GRACE_PERIOD} seconds"
+        )
+    return seconds
 
 
 def check_web_origins(origins: Iterable[str]) -> list[str]:

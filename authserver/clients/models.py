@@ -50,6 +50,11 @@ class Client(db.Model):  # type: ignore[name-defined]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # RFC 7662 section 4: a resource server may introspect tokens issued to other clients.
     is_resource_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seconds after a refresh token's rotation during which presenting it again is not
+    # reuse (oauth/grants/refresh_token.py); 0, the default, means no grace.
+    refresh_token_grace_period_seconds: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )
     # Access tokens issued to this client before this moment are revoked (set when its
     # secret is rotated or it is disabled), so a leaked secret's tokens stay dead.
     tokens_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)

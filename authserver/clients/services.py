@@ -29,6 +29,7 @@ from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
     check_redirect_uris,
+    check_refresh_token_grace_period,
     check_resources,
     check_scope,
     check_web_origins,
@@ -55,6 +56,7 @@ def create_client(
     roles: Iterable[str] = (),
     is_resource_server: bool = False,
     claims_in_id_token: bool = False,
+    refresh_token_grace_period_seconds: int = 0,
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
@@ -83,6 +85,9 @@ def create_client(
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
         claims_in_id_token=bool(claims_in_id_token),
+        refresh_token_grace_period_seconds=check_refresh_token_grace_period(
+            refresh_token_grace_period_seconds
+        ),
     )
     client.roles = held
     secret = _give_secret(client)
@@ -115,6 +120,7 @@ class ClientChanges(TypedDict, total=False):
     resources: Iterable[str] | None
     is_resource_server: bool | None
     claims_in_id_token: bool | None
+    refresh_token_grace_period_seconds: int | None
     # "" removes it (RFC 7592 section 2.2 replaces every value).
     id_token_signed_response_alg: str | None
 
@@ -263,6 +269,8 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
                 "is_resource_server": client.is_resource_server,
                 # The claims of the granted scopes go in the id_token too (oidc/claims.py).
                 "claims_in_id_token": client.claims_in_id_token,
+                # oauth/grants/refresh_token.py: a rotated refresh token's grace, 0 for none.
+                "refresh_token_grace_period_seconds": client.refresh_token_grace_period_seconds,
             }
         )
     if client.id_token_signed_response_alg:
@@ -364,5 +372,6 @@ _OPTIONAL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "resources": check_resources,
     "is_resource_server": bool,
     "claims_in_id_token": bool,
+    "refresh_token_grace_period_seconds": check_refresh_token_grace_period,
     "id_token_signed_response_alg": _check_id_token_alg,
 }

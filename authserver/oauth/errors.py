@@ -7,6 +7,23 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Response, current_app, redirect, render_template
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..core import capabilities
+
+
+class UnsupportedResponseTypeError(OAuth2Error):
+    """RFC 6749 section 4.1.2.1, saying which response types this server supports.
+
+    Authlib's version garbles its own description ("response_type=The response type ...
+    is not supported") and echoes the request's value, which may hold characters section
+    5.2 forbids in error_description; this names only what we support.
+    """
+
+    error = "unsupported_response_type"
+    description = "Unsupported response_type: this server supports only " + ", ".join(
+        f"'{value}'" for value in capabilities.RESPONSE_TYPES
+    )
+    description += "."
+
 
 class InvalidTargetError(OAuth2Error):
     """RFC 8707 section 2: the requested resource is invalid or not allowed for this client."""

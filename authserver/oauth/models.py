@@ -96,6 +96,10 @@ class RefreshToken(db.Model):  # type: ignore[name-defined]
     # Indexed: `authserver cleanup` purges on expires_at OR revoked_at, which PostgreSQL
     # answers from both indexes at once (a BitmapOr) instead of reading the whole table.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The token this one was rotated from (None for a family's first): the refresh grace
+    # period graces only the parent of tokens none of which was rotated yet. Not a foreign
+    # key: cleanup deletes a used parent before its live children.
+    parent_id: Mapped[int | None] = mapped_column(Integer)
 
     # Authlib's TokenMixin, as far as the refresh grant and revocation use it.
 

@@ -18,10 +18,12 @@ from ..clients.cache import OAuthClient, load_client
 from ..core import capabilities
 from ..oidc.extension import OpenIDConnect
 from ..security.limits import repeated_parameter
+from .client_auth import ClientAuthentication
 from .endpoints import token as token_endpoint
 from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
+from .errors import UnsupportedResponseTypeError
 from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.base import TokenGrant
 from .grants.client_credentials import ClientCredentialsGrant
@@ -75,6 +77,36 @@ class AuthorizationServer(FlaskAuthorizationServer):
         super().__init__()
         # The token endpoint's grants by `grant_type`: one lookup a request.
         self.token_grants: dict[str, tuple[TokenGrant, list[Any]]] = {}
+        self.client_authentication = ClientAuthentication(self.query_client)
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Any:
+        """RFC 6749 section 2.3 at every endpoint: `oauth/client_auth.py`."""
+        return self.client_authentication(request, methods, endpoint)
+
+    def register_client_auth_method(self, method: str, func: Any) -> None:
+        self.client_authentication.register(method, func)
+
+    def get_authorization_grant(self, request: Any) -> Any:
+        """RFC 6749 section 4.1.2.1: an unsupported response_type names the supported ones.
+
+        Answered here rather than by Authlib, whose error echoes the requested value (and
+        cannot be built when it holds a character section 5.2 forbids in a description).
+        """
+        if request.payload.response_type in capabilities.RESPONSE_TYPES:
+            return super().get_authorization_grant(request)
+        raise UnsupportedResponseTypeError(redirect_uri=self.verified_redirect_uri(request))
+
+    def verified_redirect_uri(self, request: Any) -> str | None:
+        """Section 4.1.2.1: where an error may be redirected, as Authlib decides it: the
+        requested redirect_uri if registered for the client, else its only one; None for
+        an unknown client or an unregistered URI (an error page instead)."""
+        client = self.query_client(request.payload.client_id)
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if not requested:
+            return client.get_default_redirect_uri()
+        return requested if client.check_redirect_uri(requested) else None
 
     def create_oauth2_request(self, request: Any) -> IssuerOAuth2Request:
         if isinstance(request, IssuerOAuth2Request):

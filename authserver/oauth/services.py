@@ -111,9 +111,18 @@ def create_grant(
 
 
 def issue_user_tokens(
-    *, grant: Grant, client: OAuthClient, user: User, scope: str, include_refresh_token: bool
+    *,
+    grant: Grant,
+    client: OAuthClient,
+    user: User,
+    scope: str,
+    include_refresh_token: bool,
+    parent_id: int | None = None,
 ) -> dict[str, Any]:
-    """RFC 6749 section 5.1: the token response for a person's grant."""
+    """RFC 6749 section 5.1: the token response for a person's grant.
+
+    `parent_id`: the refresh token this one is rotated from (RFC 6749 section 6).
+    """
     config = current_app.config["AUTHSERVER"]
     scope = limit_user_scope(user, scope)
     access_token, expires_in = issue_access_token(
@@ -142,6 +151,7 @@ def issue_user_tokens(
                 client_id=client.client_id,
                 scope=grant.scope,
                 expires_at=expires_at,
+                parent_id=parent_id,
             )
         )
         if grant.expires_at < expires_at:

@@ -1,7 +1,7 @@
 """signing keys: activation time (pre-publication) and emergency revocation; clients:
 claims_in_id_token
 
-Revision ID: 0009_keys
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 23:50:00
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0009_keys"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None

@@ -333,6 +333,21 @@ def test_editing_and_deleting_a_client(client: FlaskClient, admin: str) -> None:
     assert call(client, "GET", path, admin).status_code == 404
 
 
+def test_the_refresh_token_grace_period_through_the_api(client: FlaskClient, admin: str) -> None:
+    field = "refresh_token_grace_period_seconds"
+    created = call(
+        client, "POST", "/clients", admin, {"client_name": "Tabs", "redirect_uris": [REDIRECT_URI]}
+    )
+    assert created.status_code == 201 and created.get_json()[field] == 0
+    path = f"/clients/{created.get_json()['client_id']}"
+    assert call(client, "PATCH", path, admin, {field: 45}).get_json()[field] == 45
+    assert call(client, "PATCH", path, admin, {"scope": "openid"}).get_json()[field] == 45
+    for refused in (61, -1, "10", True):
+        answer = call(client, "PATCH", path, admin, {field: refused})
+        assert answer.status_code == 422 and field in answer.get_json()["error_description"]
+    assert call(client, "GET", path, admin).get_json()[field] == 45
+
+
 def test_a_disabled_person_cannot_refresh(
     app: Flask, client: FlaskClient, tool: AdminTool, admin: str
 ) -> None:

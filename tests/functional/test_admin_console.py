@@ -393,6 +393,30 @@ def test_editing_redirect_uris_and_scopes(app: Flask, world: World) -> None:
     assert len(client.redirect_uris) == 2
 
 
+def test_setting_the_refresh_token_grace_period(app: Flask, world: World) -> None:
+    client, _ = make_client(name="Tabs")
+    browser = _signed_in(app, ADMIN)
+    page = browser.get(f"/admin/clients/{client.client_id}").text
+    assert 'name="refresh_token_grace_period_seconds"' in page and 'max="60"' in page
+    form = {
+        "name": "Tabs",
+        "redirect_uris": "https://rp.example.com/callback",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "openid offline_access",
+        "refresh_token_grace_period_seconds": "15",
+    }
+    assert _call(browser, "POST", f"/admin/clients/{client.client_id}", form).status_code == 302
+    db.session.refresh(client)
+    assert client.refresh_token_grace_period_seconds == 15
+    assert 'value="15"' in browser.get(f"/admin/clients/{client.client_id}").text
+
+    too_long = {**form, "refresh_token_grace_period_seconds": "600"}
+    refused = _call(browser, "POST", f"/admin/clients/{client.client_id}", too_long)
+    assert refused.status_code == 422
+    db.session.refresh(client)
+    assert client.refresh_token_grace_period_seconds == 15
+
+
 def test_rotating_a_secret_retires_the_old_one(app: Flask, world: World) -> None:
     rp = app.test_client()
     assert _token_request(world.client_id, world.secret, rp).status_code == 200

@@ -343,3 +343,79 @@ def test_a_client_registered_for_claims_in_the_id_token_reads_profile_and_email_
     assert decoded["nonce"] == nonce
     assert decoded["name"] == "Alice Liddell"
     assert "email" not in decoded and "email_verified" not in decoded
+
+
+def test_two_tabs_refreshing_with_one_token_both_stay_signed_in_within_the_grace_period(
+    live_server: LiveServer,
+) -> None:
+    """Two Authlib sessions (two tabs) hold the same refresh token and both refresh it.
+
+    With the client's grace period both get tokens that verify and keep rotating; the
+    token they shared, presented after the window, still revokes the family.
+    """
+    server = live_server
+    with server.app.app_context():
+        from datetime import timedelta
+
+        from sqlalchemy import select
+
+        from authserver.clients.services import get_client, update_client
+        from authserver.core.secrets import hash_secret
+        from authserver.extensions import db
+        from authserver.oauth.models import RefreshToken
+        from authserver.roles.ceiling import SYSTEM
+
+        rp_row = get_client(server.rp_id)
+        assert rp_row is not None and rp_row.refresh_token_grace_period_seconds == 0
+        update_client(rp_row, actor=SYSTEM, refresh_token_grace_period_seconds=30)
+        db.session.commit()
+        db.session.remove()
+    meta = requests.get(server.url + "/.well-known/openid-configuration", timeout=10).json()
+    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+    tab_one, (token, _, _) = sign_in_with_authlib(server, meta)
+    tab_two = OAuth2Session(
+        server.rp_id,
+        server.rp_secret,
+        token=dict(token),
+        token_endpoint_auth_method="client_secret_basic",
+    )
+    shared = token["refresh_token"]
+
+    first = tab_one.refresh_token(meta["token_endpoint"], refresh_token=shared)
+    second = tab_two.refresh_token(meta["token_endpoint"], refresh_token=shared)
+
+    assert first["refresh_token"] != second["refresh_token"]
+    for tab, refreshed in ((tab_one, first), (tab_two, second)):
+        verify_access_token(refreshed, keys, server.url, server.rp_id)
+        assert verify_id_token(refreshed, keys, server.url, server.rp_id, None)["sub"] == (
+            server.user_sub
+        )
+        assert tab.get(meta["userinfo_endpoint"], timeout=10).status_code == 200
+    # Each tab rotates its own token on.
+    latest = [
+        tab.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+        for tab, refreshed in ((tab_one, first), (tab_two, second))
+    ]
+
+    own = OAuth2Session(server.rp_id, server.rp_secret)
+    rs = OAuth2Session(server.rs_id, server.rs_secret)
+    asker = {"refresh_token": own, "access_token": rs}
+    for refreshed in latest:
+        for kind, session in asker.items():
+            assert introspect(session, meta["introspection_endpoint"], refreshed[kind])["active"]
+
+    # After the window the shared token is reuse again: the family is revoked.
+    with server.app.app_context():
+        row = db.session.scalars(
+            select(RefreshToken).where(RefreshToken.token_hash == hash_secret(shared))
+        ).one()
+        assert row.used_at is not None
+        row.used_at = row.used_at - timedelta(seconds=31)
+        db.session.commit()
+        db.session.remove()
+    assert refresh_fails(tab_one, meta["token_endpoint"], shared) == "invalid_grant"
+    for refreshed in latest:
+        for kind, session in asker.items():
+            assert introspect(session, meta["introspection_endpoint"], refreshed[kind]) == {
+                "active": False
+            }

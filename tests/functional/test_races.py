@@ -1,7 +1,8 @@
 """Two instances redeem the same code, or the same refresh token, at the same instant.
 
 Each round releases two threads at once (a barrier), one calling instance A and
-one calling B. Exactly one gets tokens; the other gets invalid_grant. A code or a
+one calling B. Exactly one gets tokens; the other gets invalid_grant (unless the client
+opted into a refresh-token grace period: then both get tokens, last test). A code or a
 refresh token presented twice is a replay however close together the two came,
 so the family is revoked: RFC 6749 section 4.1.2 (codes) and RFC 9700 section
 4.14.2 (refresh tokens). The server cannot tell the thief from the client.
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.factories import make_client
 from tests.functional.instances import (
     Cluster,
     Instance,
@@ -124,3 +127,37 @@ def test_one_refresh_token_used_at_once_on_two_instances_has_exactly_one_winner(
         for token in (tokens["refresh_token"], tokens["access_token"], refresh_token):
             assert introspect(cluster, cluster.b, token) == {"active": False}
         assert refresh(cluster, cluster.b, tokens["refresh_token"]).status_code == 400
+
+
+def test_one_refresh_token_used_at_once_within_its_grace_period_gets_two_winners(
+    cluster: Cluster, browser: requests.Session
+) -> None:
+    """A client with a grace period: both requests get tokens and the family lives on."""
+
+    def two_tabs() -> tuple[str, str]:
+        client, secret = make_client(name="Two tabs", refresh_token_grace_period_seconds=30)
+        assert secret is not None
+        return client.client_id, secret
+
+    rp_id, rp_secret = cluster.run(two_tabs)
+    graced = replace(cluster, rp_id=rp_id, rp_secret=rp_secret)
+    for _ in range(ROUNDS):
+        code, verifier = authorization_code(graced, browser, graced.a)
+        issued = redeem_code(graced, graced.a, code, verifier)
+        assert issued.status_code == 200, issued.text
+        refresh_token = issued.json()["refresh_token"]
+
+        responses = at_once(graced, partial(refresh, graced, refresh_token=refresh_token))
+
+        assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+        tokens = [r.json() for r in responses]
+        assert tokens[0]["refresh_token"] != tokens[1]["refresh_token"]
+        for token in tokens:
+            assert introspect(graced, graced.b, token["access_token"])["active"] is True
+            assert introspect(graced, graced.a, token["refresh_token"])["active"] is True
+        # Once one successor is rotated in turn, the shared token is two rotations old:
+        # presenting it again is reuse, and revokes the family.
+        assert refresh(graced, graced.b, tokens[0]["refresh_token"]).status_code == 200
+        assert refresh(graced, graced.a, refresh_token).json()["error"] == "invalid_grant"
+        for token in tokens:
+            assert introspect(graced, graced.b, token["refresh_token"]) == {"active": False}

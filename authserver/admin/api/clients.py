@@ -11,6 +11,7 @@ from ...clients.services import get_client as find_client
 from ...clients.services import list_clients as all_clients
 from ..api_schemas import (
     boolean,
+    integer,
     json_body,
     only,
     page,
@@ -34,7 +35,10 @@ CLIENT_FIELDS = (
     "roles",
     "is_resource_server",
     "claims_in_id_token",
+    "refresh_token_grace_period_seconds",
 )
+
+GRACE = "refresh_token_grace_period_seconds"
 
 
 @bp.get("/clients")
@@ -68,6 +72,7 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         roles=strings(data, "roles") or [],
         is_resource_server=bool(boolean(data, "is_resource_server")),
         claims_in_id_token=bool(boolean(data, "claims_in_id_token")),
+        refresh_token_grace_period_seconds=integer(data, GRACE) or 0,
     )
     body = serialize_client(client)
     if secret is not None:
@@ -102,6 +107,7 @@ def update_client(client_id: str) -> Response:
             roles=strings(data, "roles"),
             is_resource_server=boolean(data, "is_resource_server"),
             claims_in_id_token=boolean(data, "claims_in_id_token"),
+            refresh_token_grace_period_seconds=integer(data, GRACE),
             actor=actor(),
         )
     if active is not None and active != client.is_active:

@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ...clients.initial_access import issue_initial_access_token
+from ...clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ...clients.models import Client
 from ...clients.services import get_client, list_clients
 from ...roles import ceiling
@@ -124,6 +125,7 @@ def _offers() -> dict[str, Any]:
     return {
         "grantable": grantable_role_names(),
         "may_skip_consent": ceiling.within(actor().power, ceiling.FIRST_PARTY_POWER),
+        "max_refresh_token_grace_period": MAX_REFRESH_TOKEN_GRACE_PERIOD,
     }
 
 
@@ -174,7 +176,7 @@ def delete_client(client_id: str) -> ResponseReturnValue:
 
 def _client_metadata(form: ClientForm) -> dict[str, Any]:
     """The form's values as client metadata keyword arguments."""
-    return {
+    metadata: dict[str, Any] = {
         "name": form.name.data or "",
         "redirect_uris": lines(form.redirect_uris.data),
         "post_logout_redirect_uris": lines(form.post_logout_redirect_uris.data),
@@ -187,6 +189,11 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "is_resource_server": bool(form.is_resource_server.data),
         "claims_in_id_token": bool(form.claims_in_id_token.data),
     }
+    grace = form.refresh_token_grace_period_seconds.data
+    if grace is not None:
+        # An empty field keeps what the client has (0 for a new one).
+        metadata["refresh_token_grace_period_seconds"] = grace
+    return metadata
 
 
 def _client_form_data(target: Client) -> dict[str, Any]:
@@ -203,6 +210,7 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "roles": target.role_names,
         "is_resource_server": target.is_resource_server,
         "claims_in_id_token": target.claims_in_id_token,
+        "refresh_token_grace_period_seconds": target.refresh_token_grace_period_seconds,
     }
 
 

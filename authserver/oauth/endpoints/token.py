@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import (
+    InvalidRequestError,
     OAuth2Error,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
@@ -21,14 +22,24 @@ from ..grants.base import TokenGrant
 
 
 def create_token_response(server: Any, grants: dict[str, tuple[TokenGrant, list[Any]]]) -> Response:
-    """Section 4.1.3, 4.4.2, 6 and RFC 8628 section 3.4: dispatch on `grant_type`."""
+    """Section 4.1.3, 4.4.2, 6 and RFC 8628 section 3.4: dispatch on `grant_type`.
+
+    Section 5.2: a missing `grant_type` is invalid_request; one we do not serve is
+    unsupported_grant_type. Both are answered before the client is authenticated.
+    """
     refused: Response | None = server.refuse_repeated_parameters("token")
     if refused is not None:
         return refused
     grant_type = flask_request.values.get("grant_type")
-    found = grants.get(grant_type) if grant_type else None
+    if not grant_type:
+        # Section 3.1: a parameter sent without a value is treated as omitted; section 4
+        # makes grant_type REQUIRED, and section 5.2 names a missing one invalid_request.
+        missing = InvalidRequestError("Missing 'grant_type' parameter.")
+        response: Response = server.handle_response(*missing())
+        return response
+    found = grants.get(grant_type)
     if found is None:
-        response: Response = server.handle_response(*UnsupportedGrantTypeError(grant_type)())
+        response = server.handle_response(*UnsupportedGrantTypeError(grant_type)())
         return response
     grant, extensions = found
     request = grant.token_request(server)

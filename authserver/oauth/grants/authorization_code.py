@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
@@ -32,6 +32,10 @@ CODE_WITH_USER = (
 # RFC 6749 section 4.1.2: a code is redeemed once (core.once, built once for this hot path;
 # expiry is checked on the row read just before).
 CONSUME = use_once_statement(AuthorizationCode, expires_column=None)
+# RFC 6749 section 5.2 invalid_grant, in the client's terms. A code of another client reads
+# as unknown; only the client the code was issued to learns that it expired.
+INVALID_CODE = "The authorization code is unknown, was issued to another client, or was used."
+EXPIRED_CODE = "The authorization code has expired; start a new authorization request."
 
 
 class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
@@ -85,35 +89,36 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
         # The redirect carrying the code leaves only after the code is stored.
         db.session.commit()
 
-    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode:
         """Find and consume the code in one atomic step; a second redemption is a replay.
 
         RFC 6749 section 4.1.2: if a code is used more than once, the request is denied
-        and the tokens already issued from it are revoked.
+        and the tokens already issued from it are revoked. Every refusal is invalid_grant
+        (section 5.2); an expired code says so.
         """
         if not isinstance(code, str) or len(code) > 512:
-            return None
+            raise InvalidGrantError(INVALID_CODE)
         found = (
             db.session.execute(CODE_WITH_USER, {"code_hash": hash_secret(code)})
             .unique()
             .one_or_none()
         )
         if found is None or found[0].client_id != client.get_client_id():
-            return None
+            raise InvalidGrantError(INVALID_CODE)
         row, self.code_user = found
         now = utcnow()
         if row.used_at is not None:
             self._revoke_replayed(row)
-            return None
+            raise InvalidGrantError(INVALID_CODE)
         if row.expires_at <= now:
-            return None
+            raise InvalidGrantError(EXPIRED_CODE)
         if not run_once(CONSUME, row.id, now=now):
             # Another request redeemed it between our read and our write: still a replay.
             # Our update waited for the winner's commit, so its grant is there to revoke.
             log.warning("authorization code redeemed twice at once for client %s", row.client_id)
             db.session.rollback()
             self._revoke_replayed(row)
-            return None
+            raise InvalidGrantError(INVALID_CODE)
         return row
 
     def _revoke_replayed(self, row: AuthorizationCode) -> None:

@@ -7,14 +7,17 @@ measured in bench/. The checks are Authlib's `ClientCredentialsGrant`'s, in the 
 order, with the same errors (tests/unit/oauth/test_client_credentials_parity.py runs
 both on the same requests): the token endpoint has authenticated the client with the
 methods below and checked its grant types; here the requested scope and the RFC 8707
-resources are checked and the token is signed.
+resources are checked and the token is signed. Which scope is granted is decided by the
+token generator (`generate_token`, `granted_scope`), which the parity test shares with
+the stock grant: asking only for scopes the client is not registered for is invalid_scope
+there too, where a bare stock grant would sign a token with an empty scope.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import BaseGrant
 from flask import Request, Response
 from flask import request as flask_request
@@ -55,10 +58,10 @@ class ClientCredentialsGrant:
             scope = request.values.get("scope")
             server.validate_requested_scope(scope)
             resources = check_resources(client, form.getlist("resource"))
+            token = generate_token(client, scope, resources)
         except OAuth2Error as error:
             response: Response = server.handle_response(*error())
             return response
-        token = generate_token(client, scope, resources)
         record_frequent(
             "token.issued",
             (client.client_id, token["scope"], request.remote_addr),
@@ -76,11 +79,8 @@ class ClientCredentialsGrant:
 
 
 def generate_token(client: OAuthClient, scope: str | None, resources: list[str]) -> dict[str, Any]:
-    """RFC 9068 section 2.2: the subject is the client; no refresh token (section 4.4.3).
-
-    RFC 6749 section 3.3: without `scope`, the scopes the client is registered for.
-    """
-    granted = client.get_allowed_scope(scope) if scope else client.scope
+    """RFC 9068 section 2.2: the subject is the client; no refresh token (section 4.4.3)."""
+    granted = granted_scope(client, scope)
     access_token, expires_in = issue_access_token(
         client_id=client.client_id,
         subject=client.client_id,
@@ -94,3 +94,19 @@ def generate_token(client: OAuthClient, scope: str | None, resources: list[str])
         "expires_in": expires_in,
         "scope": granted,
     }
+
+
+def granted_scope(client: OAuthClient, requested: str | None) -> str:
+    """RFC 6749 section 3.3: the scope of a client's own token.
+
+    Without `scope` (or with an empty one, section 3.1), the scopes the client is
+    registered for. With one, the requested scopes it is registered for: the server may
+    issue fewer than asked and says so in the response's `scope`. When none of them is
+    registered there is nothing to issue: section 5.2 invalid_scope.
+    """
+    if not requested:
+        return client.scope
+    granted = client.get_allowed_scope(requested)
+    if not granted:
+        raise InvalidScopeError("None of the requested scopes is registered for this client.")
+    return granted

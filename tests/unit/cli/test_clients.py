@@ -195,3 +195,25 @@ def test_an_unknown_role_is_refused_and_nothing_is_registered(app: Flask) -> Non
     assert code == 1 and "no such role: wizard" in stderr
     db.session.rollback()
     assert db.session.query(Client).count() == 0
+
+
+def test_the_refresh_token_grace_period_is_set_at_creation_and_by_update(app: Flask) -> None:
+    code, stdout, _ = invoke(app, *WEB_CLIENT, "--json")
+    registered = json.loads(stdout)
+    assert code == 0 and registered["refresh_token_grace_period_seconds"] == 0
+    client_id = registered["client_id"]
+
+    code, stdout, _ = invoke(
+        app, "clients", "update", client_id, "--refresh-token-grace-period", "20", "--json"
+    )
+    assert code == 0 and json.loads(stdout)["refresh_token_grace_period_seconds"] == 20
+    # An update without the option keeps the value.
+    assert invoke(app, "clients", "update", client_id)[0] == 0
+    assert get_client(client_id).refresh_token_grace_period_seconds == 20  # type: ignore[union-attr]
+
+    code, _, stderr = invoke(
+        app, "clients", "update", client_id, "--refresh-token-grace-period", "61"
+    )
+    assert code != 0 and "from 0 (no grace) to 60 seconds" in stderr
+    code, stdout, _ = invoke(app, *WEB_CLIENT, "--refresh-token-grace-period", "5", "--json")
+    assert code == 0 and json.loads(stdout)["refresh_token_grace_period_seconds"] == 5

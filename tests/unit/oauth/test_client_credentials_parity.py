@@ -5,8 +5,10 @@ The same request goes to the token endpoint (`oauth/endpoints/token.py` with
 (`AuthorizationServer.create_token_response` with the stock `ClientCredentialsGrant`),
 wired on the same server class, client store, client authentication methods and token
 contents. Status, error code, token_type, expires_in, scope and the caching headers must
-be equal; only the token values differ. RFC 8707 `resource` is ours alone (stock Authlib
-has no resource indicators): tests/functional/test_client_credentials.py covers it.
+be equal; only the token values differ, and a request without grant_type, which RFC 6749
+section 5.2 calls invalid_request where Authlib says unsupported_grant_type. RFC 8707
+`resource` is ours alone (stock Authlib has no resource indicators):
+tests/functional/test_client_credentials.py covers it.
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ def cases(c: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
     }
 
 
+# Requests whose form holds no grant_type (the one deliberate difference from the stock grant).
+WITHOUT_GRANT_TYPE = ("missing grant_type", "JSON body", "text body")
 CASE_NAMES = list(
     cases({name: ("id", "secret") for name in ("basic", "post", "code_only", "public", "disabled")})
 )
@@ -190,6 +194,14 @@ def test_the_hot_path_answers_as_authlibs_stock_grant(
         return response
 
     expected = comparable(answer(app, stock, request))
+    if name in WITHOUT_GRANT_TYPE:
+        # RFC 6749 section 5.2: a missing grant_type is invalid_request; Authlib's stock
+        # pipeline answers unsupported_grant_type. The rest of the answer is the same.
+        assert expected["body"] == {"error": "unsupported_grant_type"}
+        expected["body"] = {
+            "error": "invalid_request",
+            "error_description": "Missing 'grant_type' parameter.",
+        }
     assert comparable(answer(app, ours.create_token_response, request)) == expected
 
 
@@ -205,6 +217,7 @@ def test_the_cases_cover_success_and_every_error(
         None,
         "invalid_client",
         "invalid_request",
+        "invalid_scope",
         "unauthorized_client",
         "unsupported_grant_type",
     }
