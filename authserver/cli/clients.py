@@ -72,6 +72,8 @@ GRACE_PERIOD_HELP = (
     is_flag=True,
     help="Put the profile and e-mail claims of the granted scopes in the id_token too, "
     "not only at userinfo (for apps that read only the id_token).",
+)
+@click.option(
     "--refresh-token-grace-period",
     "grace_period",
     type=int,

@@ -390,5 +390,6 @@ def test_rfc_7592_responses_hold_the_registered_metadata_alone(app: Flask) -> No
         "roles",
         "is_resource_server",
         "claims_in_id_token",
+        "refresh_token_grace_period_seconds",
     }
     assert all(full[key] == value for key, value in registered.items())
