@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from tests.browser.flows import CodeRequest, exchange_code, sign_in, verify_id_token
-from tests.browser.pages import Tour, Tours
+from tests.browser.pages import Tour
 from tests.browser.relying_party import RelyingParty
 from tests.browser.servers import LiveServer
 
@@ -35,26 +35,29 @@ def test_form_post_delivers_code_state_and_iss_by_a_browser_post(
     assert verify_id_token(live, tokens["id_token"], client_id, request.nonce)["sub"] == sub
 
 
-def test_form_post_errors_and_the_button_for_browsers_without_javascript(
-    live: LiveServer, tours: Tours, relying_party: RelyingParty
+def test_form_post_delivers_errors_by_a_browser_post(
+    live: LiveServer, tour: Tour, relying_party: RelyingParty
 ) -> None:
+    """The person denies: access_denied is posted, with state and iss.
+
+    (The page's button for browsers without JavaScript: tests/functional/test_form_post.py.)
+    """
     live.make_user()
     client_id, _ = live.make_client((relying_party.redirect_uri,))
     request = CodeRequest(
         client_id, relying_party.redirect_uri, extra={"response_mode": "form_post"}
     )
-    tour = tours.new(java_script_enabled=False)
     page = tour.page
 
     tour.goto(request.url(live), "sign-in")
     sign_in(tour)
-    tour.submit("Deny", "form-post")
-    assert page.get_by_role("heading", name="Returning to the app").is_visible()
-    tour.submit("Continue to the app", "callback")
+    with page.expect_navigation(url=relying_party.redirect_uri):
+        page.get_by_role("button", name="Deny", exact=True).click()
+    tour.check("callback")
 
     assert page.get_by_role("heading", name="Sign-in failed").is_visible()
     posted = relying_party.posted_callbacks[-1]
-    assert posted["error"] == "access_denied"
+    assert posted["error"] == "access_denied" and "code" not in posted
     assert posted["state"] == request.state and posted["iss"] == live.url
 
 
