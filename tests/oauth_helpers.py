@@ -48,6 +48,30 @@ def query(response: TestResponse) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+FORM_POST_RE = re.compile(r'<form method="post" action="([^"]*)">')
+HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def form_post(response: TestResponse) -> tuple[str, dict[str, str]]:
+    """OAuth 2.0 Form Post Response Mode: the form's action and its fields, as a browser
+    would post them."""
+    import html
+
+    assert response.status_code == 200, response.text
+    assert response.mimetype == "text/html"
+    match = FORM_POST_RE.search(response.text)
+    assert match, "no form on the page"
+    fields = {html.unescape(k): html.unescape(v) for k, v in HIDDEN_RE.findall(response.text)}
+    return html.unescape(match.group(1)), fields
+
+
+def response_params(response: TestResponse) -> dict[str, str]:
+    """The authorization response's parameters: a redirect's query, or a form_post's form."""
+    if response.status_code == 302:
+        return query(response)
+    return form_post(response)[1]
+
+
 def authorize_params(client_id: str, challenge: str, **extra: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "response_type": "code",
@@ -103,10 +127,9 @@ def get_code(
     response = browser.get(
         "/authorize", query_string=authorize_params(client_id, challenge, **extra)
     )
-    if response.status_code == 200 and "decision" in response.text:
+    if response.status_code == 200 and 'name="decision"' in response.text:
         response = consent(browser, response)
-    assert response.status_code == 302, response.text
-    params = query(response)
+    params = response_params(response)
     assert "code" in params, params
     return params["code"], params
 

@@ -19,6 +19,7 @@ from ..admin.services.clients import (
 )
 from ..clients.initial_access import issue_initial_access_token
 from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
+from ..clients.redirect_uris import loopback_advice
 from ..clients.services import client_metadata, list_clients
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
 from .lookup import cli_actor, fail, find_client
@@ -122,6 +123,8 @@ def create_client_command(
     except AdminError as exc:
         fail(str(exc))
     registered = _with_secret(client_metadata(client), secret)
+    for advice in loopback_advice(registered.get("redirect_uris", [])):
+        click.echo(f"Warning: {advice}", err=True)
     if as_json:
         click.echo(json.dumps(registered, indent=2))
         return

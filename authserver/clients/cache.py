@@ -23,6 +23,7 @@ from ..core.secrets import matches_hash
 from ..extensions import db
 from .models import Client
 from .origins import invalidate_origin_cache
+from .redirect_uris import redirect_uri_allowed
 
 CACHE_KEY = "authserver.clients"
 # Where a session keeps the client_ids to forget once it commits.
@@ -128,8 +129,8 @@ class OAuthClient:
         return " ".join(seen)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """RFC 9700 section 4.1.3: exact string matching, no patterns."""
-        return redirect_uri in self.redirect_uris
+        """RFC 9700 section 4.1.3 exact matching, RFC 8252 section 7.3's loopback port aside."""
+        return redirect_uri_allowed(self.redirect_uris, redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
         """Constant-time comparison of SHA-256 digests."""

@@ -64,13 +64,18 @@ RESPONSE_TYPES = (CODE,)
 UNSUPPORTED_RESPONSE_TYPES = ("token", "id_token", "id_token token", "code id_token", "none")
 # The response type each grant type needs (RFC 7591 section 2.1).
 RESPONSE_TYPE_OF_GRANT = {AUTHORIZATION_CODE: CODE}
+# `query` (RFC 6749 section 4.1.2) is the code flow's default; `form_post` (OAuth 2.0 Form
+# Post Response Mode) posts the response from the browser. `fragment` is the implicit
+# flow's and stays refused; JARM's `jwt` modes are not implemented.
 QUERY = "query"
-RESPONSE_MODES = (QUERY,)
-UNSUPPORTED_RESPONSE_MODES = ("fragment", "form_post", "jwt", "query.jwt")
+FORM_POST = "form_post"
+RESPONSE_MODES = (QUERY, FORM_POST)
+DEFAULT_RESPONSE_MODE = QUERY
+UNSUPPORTED_RESPONSE_MODES = ("fragment", "jwt", "query.jwt", "form_post.jwt")
 
 # OpenID Connect Core section 3.1.2.1 `prompt` (and Initiating User Registration 1.0's
-# `create`, which we do not offer). A browser holds one session here, so
-# `select_account` shows the sign-in page: signing in is selecting the account.
+# `create`, which we do not offer). `select_account` shows a choice: continue as the
+# signed-in person, or sign in with another account (oauth/authorize.py).
 PROMPT_NONE = "none"
 PROMPT_LOGIN = "login"
 PROMPT_CONSENT = "consent"
@@ -204,6 +209,8 @@ ENDPOINTS = (
         unlimited_because="the consent form, behind a signed-in session and a CSRF token",
         reports_errors_to_client=True,
     ),
+    # OIDC Core section 3.1.2.1 `prompt=select_account`: the account choice's answer.
+    _view("oauth.select_account", "the account choice, a CSRF-protected form that only redirects"),
     # RFC 6749 section 3.2.
     Endpoint(
         "oauth.token",

@@ -38,22 +38,20 @@ from .interaction import (
     Decision,
     Deny,
     Endpoint,
+    NeedAccountSelection,
     NeedConsent,
     NeedOrganization,
     NeedSignIn,
     NeedStepUp,
 )
-from .reauth import REAUTH_PARAM, is_fresh
+from .reauth import REAUTH_PARAM, SELECTED_PARAM, is_fresh, is_selected
 from .services import check_resources, client_scope
 
 # RFC 6749 section 3.1: the parameters that must not repeat (`resource` may, RFC 8707).
 SINGLE_VALUED = capabilities.endpoint("oauth.authorize").single_valued
-# Prompts that show the sign-in page again. A browser holds one session here, so selecting
-# an account (`select_account`) is signing in as the account wanted.
-SIGN_IN_PROMPTS = {capabilities.PROMPT_LOGIN, capabilities.PROMPT_SELECT_ACCOUNT}
 # The consent form's checkboxes: the scopes the person allows.
 GRANTED_PARAM = "granted"
-INTERNAL_PARAMS = {REAUTH_PARAM, "csrf_token", "decision", GRANTED_PARAM}
+INTERNAL_PARAMS = {REAUTH_PARAM, SELECTED_PARAM, "csrf_token", "decision", "choice", GRANTED_PARAM}
 # `organization=select` (or empty) asks the person to pick one of their organizations.
 SELECT_ORGANIZATION = "select"
 
@@ -82,10 +80,13 @@ def check_request_object(ctx: AuthorizationContext) -> Decision | None:
 
 
 def check_response_mode(ctx: AuthorizationContext) -> Decision | None:
-    """OAuth 2.0 Multiple Response Types: only `query` for the code flow."""
+    """OAuth 2.0 Multiple Response Type Encoding Practices section 2.1 and OAuth 2.0 Form
+    Post Response Mode: `query` (the default) or `form_post`; any other mode, `fragment`
+    included (the implicit flow's), is refused, and that error goes by the default mode."""
     mode = ctx.params.get("response_mode")
     if mode and mode not in capabilities.RESPONSE_MODES:
-        return ctx.deny(InvalidRequestError, "Only response_mode=query is supported.")
+        supported = ", ".join(capabilities.RESPONSE_MODES)
+        return ctx.deny(InvalidRequestError, f"Unsupported 'response_mode'; use {supported}.")
     return None
 
 
@@ -127,7 +128,7 @@ def check_resource(ctx: AuthorizationContext) -> Decision | None:
     except OAuth2Error as error:
         error.redirect_uri = ctx.redirect_uri
         error.state = ctx.params.get("state")
-        return Deny(error)
+        return Deny(error, ctx.response_mode)
     return None
 
 
@@ -164,8 +165,8 @@ def check_id_token_hint(ctx: AuthorizationContext) -> Decision | None:
 
 
 def check_authentication(ctx: AuthorizationContext) -> Decision | None:
-    """Sign the person in when nobody is, or again when `prompt=login` (or `select_account`),
-    `max_age` or an `id_token_hint` naming someone else asks for it.
+    """Sign the person in when nobody is, or again when `prompt=login`, `max_age` or an
+    `id_token_hint` naming someone else asks for it.
 
     Section 3.1.2.1: with `prompt=none` that is `login_required` instead. Coming back from
     the sign-in we asked for (`_signed_in_since_redirect`) satisfies all of them.
@@ -174,11 +175,31 @@ def check_authentication(ctx: AuthorizationContext) -> Decision | None:
         if _signed_in_since_redirect(ctx):
             return None
         too_old = ctx.max_age is not None and auth_age_seconds(ctx.session) > ctx.max_age
-        if not (ctx.prompts & SIGN_IN_PROMPTS or too_old or _hint_names_someone_else(ctx)):
+        asks_login = capabilities.PROMPT_LOGIN in ctx.prompts
+        if not (asks_login or too_old or _hint_names_someone_else(ctx)):
             return None
     if "none" in ctx.prompts:
         return ctx.deny(LoginRequiredError)
     return NeedSignIn()
+
+
+def check_account_selection(ctx: AuthorizationContext) -> Decision | None:
+    """Section 3.1.2.1 `prompt=select_account`: the person chooses the account to use.
+
+    With someone signed in, a page offers to continue as them or to use another account
+    (which is the sign-in page; the new sign-in replaces this browser's session). With
+    nobody signed in `check_authentication` has shown the sign-in page, and signing in
+    there is the choice. `prompt=none` cannot be combined with it (`check_prompt`), so
+    `account_selection_required` is never the answer: one browser holds one session here.
+    """
+    if capabilities.PROMPT_SELECT_ACCOUNT not in ctx.prompts or ctx.session is None:
+        return None
+    if _signed_in_since_redirect(ctx):
+        return None
+    own = continuation_params(ctx.params)
+    if is_selected(ctx.params.get(SELECTED_PARAM), own, ctx.session.id):
+        return None
+    return NeedAccountSelection()
 
 
 def check_hinted_person(ctx: AuthorizationContext) -> Decision | None:
@@ -327,6 +348,7 @@ PIPELINE = (
     Step(check_resource, BOTH),
     Step(check_id_token_hint, BOTH),
     Step(check_authentication, AUTHORIZE),
+    Step(check_account_selection, AUTHORIZE),
     Step(check_still_signed_in, CONSENT_ANSWER),
     Step(check_hinted_person, BOTH),
     Step(check_acr, BOTH),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error
-from flask import Response, current_app, redirect, render_template
-from werkzeug.wrappers import Response as BaseResponse
+from flask import Response, render_template
 
 from ..core import capabilities
+from .response_modes import as_flask_response, authorization_response
 
 
 class UnsupportedResponseTypeError(OAuth2Error):
@@ -43,10 +42,9 @@ def error_page(error: str, description: str | None, status: int = 400) -> Respon
     return Response(body, status=status, mimetype="text/html")
 
 
-def redirect_error(error: OAuth2Error) -> BaseResponse:
-    """RFC 6749 section 4.1.2.1: to the verified redirect_uri with `state` and `iss`."""
+def redirect_error(error: OAuth2Error, mode: str = capabilities.DEFAULT_RESPONSE_MODE) -> Response:
+    """RFC 6749 section 4.1.2.1: to the verified redirect_uri with `state` and `iss`, by the
+    request's response mode (oauth/response_modes.py); without one, an error page."""
     if not error.redirect_uri:
         return error_page(error.error, error.description)
-    params = list(error.get_body())
-    params.append(("iss", current_app.config["AUTHSERVER"].issuer))
-    return redirect(add_params_to_uri(error.redirect_uri, params), code=302)
+    return as_flask_response(authorization_response(error.redirect_uri, error.get_body(), mode))

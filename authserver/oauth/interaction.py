@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import User
 from ..clients.cache import OAuthClient
+from ..core import capabilities
 from ..oidc.id_token_hint import IdTokenHint
 from ..orgs.models import Organization
 from ..sessions.models import LoginSession
@@ -43,6 +44,9 @@ class AuthorizationContext:
     redirect_uri: str
     user: User | None
     session: LoginSession | None
+    # How responses reach the client (oauth/response_modes.py): the supported mode the
+    # request asked for, else the default; every redirect to the client goes this way.
+    response_mode: str = capabilities.DEFAULT_RESPONSE_MODE
     prompts: set[str] = field(default_factory=set)
     max_age: int | None = None
     resources: list[str] = field(default_factory=list)
@@ -64,7 +68,8 @@ class AuthorizationContext:
                 description=description,
                 redirect_uri=self.redirect_uri,
                 state=self.params.get("state"),
-            )
+            ),
+            self.response_mode,
         )
 
 
@@ -76,6 +81,12 @@ class NeedSignIn:
 @dataclass(frozen=True)
 class NeedStepUp:
     """Section 5.5.1.1: the person signs in again with a second factor for a higher `acr`."""
+
+
+@dataclass(frozen=True)
+class NeedAccountSelection:
+    """Section 3.1.2.1 `prompt=select_account`: continue as the signed-in person, or sign in
+    with another account."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +106,11 @@ class NeedConsent:
 
 @dataclass(frozen=True)
 class Deny:
-    """RFC 6749 section 4.1.2.1: an error response (redirected when the client is verified)."""
+    """RFC 6749 section 4.1.2.1: an error response (redirected when the client is verified),
+    delivered by the request's response mode."""
 
     error: OAuth2Error
+    response_mode: str = capabilities.DEFAULT_RESPONSE_MODE
 
 
-Decision = NeedSignIn | NeedStepUp | NeedOrganization | NeedConsent | Deny
+Decision = NeedSignIn | NeedStepUp | NeedAccountSelection | NeedOrganization | NeedConsent | Deny

@@ -7,6 +7,9 @@ satisfied by a sign-in made after the marker. The marker is signed and short-liv
 bound to this browser (a random value in the Flask cookie session, under a `flow_` key so
 it survives the sign-in: sessions/services.py) and to the request's own parameters, so a
 marker from another request or another browser counts for nothing.
+
+`prompt=select_account` (section 3.1.2.1) uses a sibling marker: "continue as the
+signed-in person" was chosen for this request, in this browser, by this very session.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ..sessions.services import KEPT_FLOW_KEY_PREFIX
 
 REAUTH_PARAM = "authserver_reauth"
+SELECTED_PARAM = "authserver_selected"
 REAUTH_MAX_AGE = 600
+REAUTH_SALT = "authserver.reauth"
+SELECTION_SALT = "authserver.select_account"
 REAUTH_BROWSER_KEY = KEPT_FLOW_KEY_PREFIX + "reauth"
 # Not bound: the organization picker, shown after the sign-in, adds `organization`.
 UNBOUND_PARAMS = {"organization"}
@@ -56,8 +62,35 @@ def is_fresh(marker: str | None, params: Iterable[tuple[str, str]], auth_time: d
     return hmac.compare_digest(bound_to, expected) and auth_time.timestamp() >= asked_at
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="authserver.reauth")
+def mint_selection(params: Iterable[tuple[str, str]], session_id: str) -> str:
+    """A marker: the account of session `session_id` was chosen for this request here."""
+    binding = _binding(_with_session(params, session_id), create=True)
+    return _serializer(SELECTION_SALT).dumps({"for": binding})
+
+
+def is_selected(marker: str | None, params: Iterable[tuple[str, str]], session_id: str) -> bool:
+    """True when `marker` says this request's account was chosen in this browser, at most
+    REAUTH_MAX_AGE ago, by the session still signed in."""
+    if not marker:
+        return False
+    try:
+        payload = _serializer(SELECTION_SALT).loads(marker, max_age=REAUTH_MAX_AGE)
+    except (BadSignature, ValueError, TypeError):
+        return False
+    bound_to = payload.get("for") if isinstance(payload, dict) else None
+    expected = _binding(_with_session(params, session_id), create=False)
+    if not isinstance(bound_to, str) or expected is None:
+        return False
+    return hmac.compare_digest(bound_to, expected)
+
+
+def _with_session(params: Iterable[tuple[str, str]], session_id: str) -> list[tuple[str, str]]:
+    """The parameters and the session (its id is a hash, and only its HMAC leaves here)."""
+    return [*params, (" session", session_id)]
+
+
+def _serializer(salt: str = REAUTH_SALT) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
 
 
 def _binding(params: Iterable[tuple[str, str]], *, create: bool) -> str | None:

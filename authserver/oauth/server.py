@@ -10,7 +10,6 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthor
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
-from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Response, current_app
 from flask import request as flask_request
 
@@ -23,23 +22,17 @@ from .endpoints import token as token_endpoint
 from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
-from .errors import UnsupportedResponseTypeError
+from .errors import UnsupportedResponseTypeError, redirect_error
 from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.base import TokenGrant
 from .grants.client_credentials import ClientCredentialsGrant
 from .grants.device_code import DeviceCodeGrant
 from .grants.pkce import RequiredS256CodeChallenge
 from .grants.refresh_token import RefreshTokenGrant
+from .response_modes import response_mode
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 NO_STORE_HEADERS = list(NO_STORE.items())
-
-
-class ConfiguredIssuerParameter(IssuerParameter):
-    """RFC 9207: `iss` in every authorization response. Authlib's default returns None."""
-
-    def get_issuer(self) -> str:
-        return str(current_app.config["AUTHSERVER"].issuer)
 
 
 def tolerant_client_secret_basic(query_client: Any, request: Any) -> Any:
@@ -129,6 +122,14 @@ class AuthorizationServer(FlaskAuthorizationServer):
             headers = [(k, v) for k, v in headers if k not in NO_STORE] + NO_STORE_HEADERS
         return Response(payload, status=status_code, headers=headers)
 
+    def handle_error_response(self, request: Any, error: Any) -> Response:
+        """An error Authlib raises after the redirect_uri was verified goes to the client by
+        the request's response mode, with `iss` (oauth/errors.py); others as Authlib says."""
+        if getattr(error, "redirect_uri", None):
+            return redirect_error(error, response_mode(flask_request.values))
+        response: Response = super().handle_error_response(request, error)
+        return response
+
     def register_grant(self, grant_cls: Any, extensions: list[Any] | None = None) -> None:
         """Authlib's registry, and the token endpoint's by `grant_type`."""
         super().register_grant(grant_cls, extensions)
@@ -173,7 +174,8 @@ def create_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_grant(DeviceCodeGrant, [OpenIDConnect()])
     for endpoint in AUTHLIB_ENDPOINTS:
         server.register_endpoint(endpoint)
-    server.register_extension(ConfiguredIssuerParameter())
+    # RFC 9207's `iss` is added by oauth/response_modes.py to every authorization response
+    # (Authlib's IssuerParameter only knows redirects, not form_post).
     return server
 
 

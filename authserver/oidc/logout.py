@@ -30,6 +30,7 @@ from werkzeug.datastructures import MultiDict
 from ..accounts.models import User
 from ..audit import record
 from ..clients.cache import OAuthClient, load_client
+from ..clients.redirect_uris import redirect_uri_allowed
 from ..extensions import csrf, utcnow
 from ..sessions.services import current_user, end_session
 from .id_token_hint import (
@@ -139,13 +140,14 @@ def _hinted_client_id(hint: IdTokenHint, client_id: str | None) -> str | None:
 
 
 def check_post_logout_redirect_uri(req: LogoutRequest) -> None:
-    """Section 3: only a URI registered for this very client, compared exactly."""
+    """Section 3: only a URI registered for this very client, compared as redirect URIs are
+    (clients/redirect_uris.py: exactly, but a loopback URI's port may vary, RFC 8252 7.3)."""
     uri = req.params.get("post_logout_redirect_uri")
     if uri is None:
         return
     if req.client is None:
         raise LogoutError("The sign-out link does not say which app to return to.")
-    if uri not in req.client.post_logout_redirect_uris:
+    if not redirect_uri_allowed(req.client.post_logout_redirect_uris, uri):
         raise LogoutError(
             "The sign-out link asks to continue to an address that is not registered for "
             f"{req.client.client_name}."

@@ -43,6 +43,7 @@ TIMEOUT_MS = 10_000
 FORMS_SCRIPT = """() => Array.from(document.querySelectorAll('form')).map(form => ({
   method: (form.getAttribute('method') || 'get').toLowerCase(),
   action: form.getAttribute('action') || '',
+  sameOrigin: new URL(form.action, location.href).origin === location.origin,
   token: (form.querySelector('input[name="csrf_token"]') || {}).value || ''
 }))"""
 FOCUS_SCRIPT = """() => {
@@ -207,10 +208,15 @@ def check_cookie_jar(page: Page, server_url: str, *, secure: bool) -> None:
 
 
 def check_forms(page: Page) -> None:
-    """Every POST form carries a non-empty CSRF token."""
+    """Every POST form to the page's own site carries a non-empty CSRF token, and none to
+    another site (a form_post response to a client) does."""
     for form in page.evaluate(FORMS_SCRIPT):
-        if form["method"] == "post":
+        if form["method"] != "post":
+            continue
+        if form["sameOrigin"]:
             assert form["token"], f"POST form without a CSRF token on {page.url}: {form}"
+        else:  # form_post to a client: our token must not travel to another site
+            assert not form["token"], f"CSRF token posted to another site from {page.url}: {form}"
 
 
 def has_visible_focus(style: dict[str, str] | None) -> bool:

@@ -28,6 +28,8 @@ class RelyingParty:
 
     url: str = ""
     callbacks: list[dict[str, str]] = field(default_factory=list)
+    # The callbacks that came as a POST (OAuth 2.0 Form Post Response Mode), also in callbacks.
+    posted_callbacks: list[dict[str, str]] = field(default_factory=list)
     logouts: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,6 +52,7 @@ class RelyingParty:
     def reset(self) -> None:
         with self._lock:
             self.callbacks.clear()
+            self.posted_callbacks.clear()
             self.logouts.clear()
 
     def __call__(
@@ -58,6 +61,11 @@ class RelyingParty:
         """WSGI: record what arrives and show a one-line page about it."""
         request = Request(environ)
         params = dict(parse_qsl(request.query_string.decode(), keep_blank_values=True))
+        if request.method == "POST" and request.path == "/callback":
+            # Form Post Response Mode section 2: the parameters come in the body.
+            params = dict(request.form.items())
+            with self._lock:
+                self.posted_callbacks.append(params)
         route = {
             "/": self._start,
             "/callback": self._callback,

@@ -215,11 +215,12 @@ def test_the_device_grant_works_with_each_advertised_method(
     assert tokens.status_code == 200, tokens.text
 
 
+@pytest.mark.parametrize("mode", capabilities.RESPONSE_MODES)
 def test_the_advertised_response_type_mode_and_challenge_method_give_a_code(
-    app: Flask, document: dict[str, Any]
+    app: Flask, document: dict[str, Any], mode: str
 ) -> None:
     assert document["response_types_supported"] == ["code"]
-    assert document["response_modes_supported"] == ["query"]
+    assert document["response_modes_supported"] == ["query", "form_post"]
     assert document["code_challenge_methods_supported"] == ["S256"]
     make_user()
     rp, _ = make_client()
@@ -227,9 +228,10 @@ def test_the_advertised_response_type_mode_and_challenge_method_give_a_code(
     sign_in(browser)
     _, challenge = pkce_pair()
     code, params = get_code(
-        browser, rp.client_id, challenge, response_mode="query", code_challenge_method="S256"
+        browser, rp.client_id, challenge, response_mode=mode, code_challenge_method="S256"
     )
     assert code and params["state"] == "xyz-state"
+    assert params["iss"] == document["issuer"]
 
 
 @pytest.mark.parametrize("prompt", capabilities.PROMPT_VALUES)
@@ -249,7 +251,9 @@ def test_each_advertised_prompt_value_is_honoured(
         assert "code" in query(response)
     elif prompt == capabilities.PROMPT_CONSENT:
         assert response.status_code == 200 and "decision" in response.text
-    else:  # login, select_account: the sign-in page again
+    elif prompt == capabilities.PROMPT_SELECT_ACCOUNT:
+        assert response.status_code == 200 and 'value="another"' in response.text
+    else:  # login: the sign-in page again
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
 

@@ -30,7 +30,7 @@ EXPECTED = {
     "end_session_endpoint": f"{ISSUER}/logout",
     "scopes_supported": ["openid", "profile", "email", "offline_access", "roles"],
     "response_types_supported": ["code"],
-    "response_modes_supported": ["query"],
+    "response_modes_supported": ["query", "form_post"],
     "grant_types_supported": [
         "authorization_code",
         "refresh_token",

@@ -267,10 +267,10 @@ def test_the_marker_of_this_request_in_this_browser_is_honoured(
 ) -> None:
     _, _, client_id = people
     sign_in(client)
-    for asks in ({"prompt": "login"}, {"prompt": "select_account"}):
-        response = authorize(client, client_id, **asks)
-        assert response.headers["Location"].startswith("/login?"), asks
-        assert "code" in query(sign_in_through(client, response)), asks
+    # (prompt=select_account's "Use another account": tests/functional/test_select_account.py)
+    response = authorize(client, client_id, prompt="login")
+    assert response.headers["Location"].startswith("/login?")
+    assert "code" in query(sign_in_through(client, response))
 
 
 def later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidGrantError, grants
 from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
@@ -18,6 +18,7 @@ from ...core.secrets import hash_secret, new_token
 from ...extensions import db, utcnow
 from ..interaction import AuthorizationContext
 from ..models import AuthorizationCode, Grant
+from ..response_modes import authorization_response
 from ..services import revoke_replayed_grant, start_token_family
 from .base import AuthlibTokenGrant
 
@@ -52,6 +53,21 @@ class AuthorizationCodeGrant(AuthlibTokenGrant, grants.AuthorizationCodeGrant):
 
     def generate_authorization_code(self) -> str:
         return new_token()
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> Any:
+        """RFC 6749 section 4.1.2: the code and `state`, delivered by the request's response
+        mode (oauth/response_modes.py: a redirect, or OAuth 2.0 Form Post) with `iss`."""
+        ctx = self.context
+        assert ctx is not None
+        if not grant_user:
+            raise AccessDeniedError(redirect_uri=redirect_uri)
+        self.request.user = grant_user
+        code = self.generate_authorization_code()
+        self.save_authorization_code(code, self.request)
+        params = [("code", code)]
+        if self.request.payload.state:
+            params.append(("state", self.request.payload.state))
+        return authorization_response(redirect_uri, params, ctx.response_mode)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         """Store the code's hash with everything the token request and id_token need.
