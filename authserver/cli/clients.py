@@ -15,10 +15,11 @@ from ..admin.services.clients import (
     delete_client,
     rotate_client_secret,
     set_client_active,
+    update_client,
 )
 from ..clients.initial_access import issue_initial_access_token
 from ..clients.services import client_metadata, list_clients
-from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS, SUBJECT_TYPES
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -61,6 +62,17 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
     is_flag=True,
     help="May introspect access tokens issued to other clients (RFC 7662).",
 )
+@click.option(
+    "--subject-type",
+    type=click.Choice(SUBJECT_TYPES),
+    default=None,
+    help="The sub it receives (OIDC Core 8); default AUTHSERVER_DEFAULT_SUBJECT_TYPE.",
+)
+@click.option(
+    "--sector-identifier-uri",
+    default=None,
+    help="https URL of a JSON array of its redirect URIs; its host is the pairwise sector.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -75,6 +87,8 @@ def create_client_command(
     id_token_alg: str | None,
     roles: tuple[str, ...],
     resource_server: bool,
+    subject_type: str | None,
+    sector_identifier_uri: str | None,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -94,6 +108,8 @@ def create_client_command(
             id_token_signed_response_alg=id_token_alg,
             roles=roles,
             is_resource_server=resource_server,
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
         )
     except AdminError as exc:
         fail(str(exc))
@@ -187,6 +203,37 @@ def show_client_command(client_id: str, as_json: bool) -> None:
     for key, value in metadata.items():
         shown = " ".join(value) if isinstance(value, list) else value
         click.echo(f"{key + ':':<32} {'-' if shown in ('', None) else shown}")
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option("--subject-type", type=click.Choice(SUBJECT_TYPES), default=None)
+@click.option(
+    "--sector-identifier-uri", default=None, help='https URL (fetched again), or "" to remove.'
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def update_client_command(
+    client_id: str, subject_type: str | None, sector_identifier_uri: str | None, as_json: bool
+) -> None:
+    """Change a client's metadata; options left out keep their value.
+
+    A new subject type or sector changes every `sub` the client receives (OIDC Core 8).
+    """
+    client = find_client(client_id)
+    try:
+        update_client(
+            client,
+            actor=cli_actor(),
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
+        )
+    except AdminError as exc:
+        fail(str(exc))
+    metadata = client_metadata(client)
+    if as_json:
+        click.echo(json.dumps(metadata, indent=2))
+        return
+    click.echo(f"Updated client {client.client_id} ({client.name}).")
 
 
 @clients_cli.command("rotate-secret")

@@ -50,6 +50,9 @@ class OAuthClient:
     is_resource_server: bool = False
     # Seconds since the epoch: access tokens of this client issued before then are revoked.
     tokens_not_before: float | None = None
+    # OIDC Core section 8: "public" or "pairwise", and the sector_identifier_uri, if any.
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -71,6 +74,8 @@ class OAuthClient:
             tokens_not_before=(
                 client.tokens_not_before.timestamp() if client.tokens_not_before else None
             ),
+            subject_type=client.subject_type,
+            sector_identifier_uri=client.sector_identifier_uri,
         )
 
     def issued_too_early(self, iat: Any) -> bool:

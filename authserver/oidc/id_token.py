@@ -15,6 +15,7 @@ from ..extensions import utcnow
 from ..keys import current_keyring
 from ..keys.jws import sign_compact
 from .claims import release_claims
+from .subjects import subject_for
 
 DEFAULT_ID_TOKEN_ALG = "RS256"
 
@@ -45,7 +46,7 @@ def create_id_token(
     kid, key = current_keyring().signing_key(alg)
     now = int(utcnow().timestamp())
     claims: dict[str, Any] = release_claims(
-        user, scope, claims_request, "id_token", organization_id
+        user, scope, claims_request, "id_token", organization_id, subject=subject_for(user, client)
     )
     claims.update(
         {

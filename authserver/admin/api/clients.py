@@ -33,6 +33,8 @@ CLIENT_FIELDS = (
     "skip_consent",
     "roles",
     "is_resource_server",
+    "subject_type",
+    "sector_identifier_uri",
 )
 
 
@@ -66,6 +68,8 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         id_token_signed_response_alg=text(data, "id_token_signed_response_alg"),
         roles=strings(data, "roles") or [],
         is_resource_server=bool(boolean(data, "is_resource_server")),
+        subject_type=text(data, "subject_type"),
+        sector_identifier_uri=text(data, "sector_identifier_uri"),
     )
     body = serialize_client(client)
     if secret is not None:
@@ -99,6 +103,8 @@ def update_client(client_id: str) -> Response:
             resources=strings(data, "resources"),
             roles=strings(data, "roles"),
             is_resource_server=boolean(data, "is_resource_server"),
+            subject_type=text(data, "subject_type"),
+            sector_identifier_uri=text(data, "sector_identifier_uri"),
             actor=actor(),
         )
     if active is not None and active != client.is_active:

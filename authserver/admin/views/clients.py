@@ -185,6 +185,8 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "skip_consent": bool(form.skip_consent.data),
         "roles": form.roles.data or [],
         "is_resource_server": bool(form.is_resource_server.data),
+        "subject_type": form.subject_type.data or None,
+        "sector_identifier_uri": (form.sector_identifier_uri.data or "").strip(),
     }
 
 
@@ -201,6 +203,8 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "skip_consent": target.skip_consent,
         "roles": target.role_names,
         "is_resource_server": target.is_resource_server,
+        "subject_type": target.subject_type,
+        "sector_identifier_uri": target.sector_identifier_uri or "",
     }
 
 
