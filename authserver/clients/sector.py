@@ -40,26 +40,15 @@ def sector_identifier(
         if not host:
             raise ClientError(f"sector_identifier_uri {sector_identifier_uri!r} has no host")
         return host
-    hosts = redirect_hosts(redirect_uris)
-    if len(hosts) != 1:
+    hosts = {urlsplit(uri).hostname for uri in redirect_uris}
+    if len(hosts) != 1 or None in hosts:
+        # Several hosts, none (a device-flow client), or a private-use scheme (RFC 8252
+        # section 7.1), which has no host: nothing names the sector.
         raise ClientError(
-            "a pairwise client whose redirect_uris are not all on one host needs a "
-            "sector_identifier_uri (OpenID Connect Core section 8.1)"
+            "a pairwise client whose redirect_uris are not all on one https or loopback host "
+            "needs a sector_identifier_uri (OpenID Connect Core section 8.1)"
         )
-    return hosts.pop()
-
-
-def redirect_hosts(redirect_uris: Iterable[str]) -> set[str]:
-    """The hosts of the redirect URIs (lower-case; a native app's private scheme has none).
-
-    A private-use scheme URI (RFC 8252 section 7.1) has no host: it counts as a host of
-    its own, so such a client needs a sector_identifier_uri to be pairwise.
-    """
-    hosts: set[str] = set()
-    for uri in redirect_uris:
-        parts = urlsplit(uri)
-        hosts.add(parts.hostname or f"{parts.scheme}:")
-    return hosts
+    return str(hosts.pop())
 
 
 def check_subject(

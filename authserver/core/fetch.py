@@ -201,7 +201,8 @@ def _read_limited(
     while True:
         if time.monotonic() > deadline:
             raise FetchError(f"{url} did not answer in time")
-        chunk = response.read(min(8192, policy.max_bytes + 1 - size))
+        # read1: whatever has arrived (read would wait for all 8 KiB, past the deadline).
+        chunk = response.read1(min(8192, policy.max_bytes + 1 - size))
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
