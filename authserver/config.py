@@ -129,6 +129,18 @@ class Config:
     device_poll_interval: int = 5
     # Trust X-Forwarded-* from this many proxies (0 = none).
     proxy_fix: int = 0
+    # OIDC Core section 8: the subject type of a client registered without one
+    # (public or pairwise); each client keeps the type it was registered with.
+    default_subject_type: str = "public"
+    # Keys the HMAC of pairwise subject identifiers (oidc/subjects.py). Changing it changes
+    # every pairwise `sub`. Generated in development; in production pairwise is offered
+    # only when it is set.
+    pairwise_secret: str = ""
+    # Outgoing fetches (core/fetch.py, e.g. sector_identifier_uri) may reach loopback,
+    # private and reserved addresses: for tests and closed networks only.
+    fetch_allow_private_addresses: bool = False
+    # A PEM file of CA certificates trusted for outgoing fetches instead of the system's.
+    fetch_ca_file: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -214,6 +226,18 @@ class Config:
             raise ConfigError(f"{PREFIX}MAIL_URL: expected an smtp:// or smtps:// URL")
         if self.mail_sender not in ("thread", "external"):
             raise ConfigError(f"{PREFIX}MAIL_SENDER: expected thread or external")
+        self._check_subjects()
+
+    def _check_subjects(self) -> None:
+        if self.default_subject_type not in ("public", "pairwise"):
+            raise ConfigError(f"{PREFIX}DEFAULT_SUBJECT_TYPE: expected public or pairwise")
+        if self.pairwise_secret and len(self.pairwise_secret) < 32:
+            raise ConfigError(f"{PREFIX}PAIRWISE_SECRET: must be at least 32 characters")
+        pairwise_by_default = self.default_subject_type == "pairwise"
+        if self.is_production and pairwise_by_default and not self.pairwise_secret:
+            raise ConfigError(
+                f"{PREFIX}PAIRWISE_SECRET: required when {PREFIX}DEFAULT_SUBJECT_TYPE=pairwise"
+            )
 
     def _check_pages(self) -> None:
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.accent_color):
@@ -234,8 +258,15 @@ class Config:
         elif self.is_production and len(secret_key) < 32:
             raise ConfigError(f"{PREFIX}SECRET_KEY: must be at least 32 characters")
         database_url = self.database_url or f"sqlite:///{instance / 'authserver.db'}"
+        pairwise_secret = self.pairwise_secret
+        if not pairwise_secret and not self.is_production:
+            pairwise_secret = _development_secret(instance, "pairwise_secret")
         return replace(
-            self, instance_path=str(instance), secret_key=secret_key, database_url=database_url
+            self,
+            instance_path=str(instance),
+            secret_key=secret_key,
+            database_url=database_url,
+            pairwise_secret=pairwise_secret,
         )
 
 
@@ -293,9 +324,9 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
     return raw.strip()
 
 
-def _development_secret(instance: Path) -> str:
-    """Generate the development secret once and keep it in the instance folder."""
-    path = instance / "secret_key"
+def _development_secret(instance: Path, name: str = "secret_key") -> str:
+    """Generate a development secret once and keep it in the instance folder."""
+    path = instance / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:

@@ -24,6 +24,7 @@ from ..clients.services import get_client
 from ..extensions import db
 from ..oauth.models import Grant
 from ..oauth.tokens import AccessToken, verify_access_token
+from ..oidc.subjects import is_subject_of
 from ..roles import ceiling
 from ..roles.ceiling import client_actor, person_actor
 from ..roles.permissions import allows
@@ -127,10 +128,11 @@ def _person(access: AccessToken) -> Principal:
     """
     grant = db.session.get(Grant, access.grant_id)
     user = db.session.get(User, grant.user_id) if grant is not None else None
-    if user is None or not user.is_active or user.sub != access.claims["sub"]:
-        raise _invalid_token("the person behind this access token cannot act")
     client_id = str(access.claims.get("client_id", ""))
     client = _active_client(client_id)
+    # OIDC Core section 8: the token names the person as its client knows them.
+    if user is None or not user.is_active or not is_subject_of(access.claims["sub"], user, client):
+        raise _invalid_token("the person behind this access token cannot act")
     actor = person_actor(user, within=ceiling.power_of_service(client))
     return Principal(actor, client_id, actor.power)
 

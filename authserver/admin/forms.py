@@ -24,6 +24,7 @@ from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SUBJECT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
 
@@ -125,6 +126,14 @@ class ClientForm(FlaskForm):
     )
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
+    # OIDC Core section 8; "" keeps the client's type (a new client: the server default).
+    subject_type = SelectField(
+        "Subject type",
+        choices=[SelectChoice("", "server default")] + [SelectChoice(t, t) for t in SUBJECT_TYPES],
+        default="",
+        validate_choice=True,
+    )
+    sector_identifier_uri = StringField("Sector identifier URI", [Length(max=2000)])
 
     def offer_roles(self, names: list[str]) -> None:
         """The roles that exist, as the choices (the service decides which may be given)."""

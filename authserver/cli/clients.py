@@ -21,7 +21,7 @@ from ..clients.initial_access import issue_initial_access_token
 from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
 from ..clients.redirect_uris import loopback_advice
 from ..clients.services import client_metadata, list_clients
-from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS
+from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS, SUBJECT_TYPES
 from .lookup import cli_actor, fail, find_client
 
 clients_cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -82,6 +82,17 @@ GRACE_PERIOD_HELP = (
     show_default=True,
     help=GRACE_PERIOD_HELP,
 )
+@click.option(
+    "--subject-type",
+    type=click.Choice(SUBJECT_TYPES),
+    default=None,
+    help="The sub it receives (OIDC Core 8); default AUTHSERVER_DEFAULT_SUBJECT_TYPE.",
+)
+@click.option(
+    "--sector-identifier-uri",
+    default=None,
+    help="https URL of a JSON array of its redirect URIs; its host is the pairwise sector.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -98,6 +109,8 @@ def create_client_command(
     resource_server: bool,
     claims_in_id_token: bool,
     grace_period: int,
+    subject_type: str | None,
+    sector_identifier_uri: str | None,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -119,6 +132,8 @@ def create_client_command(
             is_resource_server=resource_server,
             claims_in_id_token=claims_in_id_token,
             refresh_token_grace_period_seconds=grace_period,
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
         )
     except AdminError as exc:
         fail(str(exc))
@@ -218,15 +233,34 @@ def show_client_command(client_id: str, as_json: bool) -> None:
 
 @clients_cli.command("update")
 @click.argument("client_id")
+@click.option("--subject-type", type=click.Choice(SUBJECT_TYPES), default=None)
+@click.option(
+    "--sector-identifier-uri", default=None, help='https URL (fetched again), or "" to remove.'
+)
 @click.option(
     "--refresh-token-grace-period", "grace_period", type=int, default=None, help=GRACE_PERIOD_HELP
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def update_client_command(client_id: str, grace_period: int | None, as_json: bool) -> None:
-    """Change a client's metadata; options not given keep their values."""
+def update_client_command(
+    client_id: str,
+    subject_type: str | None,
+    sector_identifier_uri: str | None,
+    grace_period: int | None,
+    as_json: bool,
+) -> None:
+    """Change a client's metadata; options left out keep their value.
+
+    A new subject type or sector changes every `sub` the client receives (OIDC Core 8).
+    """
     client = find_client(client_id)
     try:
-        update_client(client, actor=cli_actor(), refresh_token_grace_period_seconds=grace_period)
+        update_client(
+            client,
+            actor=cli_actor(),
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
+            refresh_token_grace_period_seconds=grace_period,
+        )
     except AdminError as exc:
         fail(str(exc))
     metadata = client_metadata(client)

@@ -55,6 +55,9 @@ class OAuthClient:
     claims_in_id_token: bool = False
     # Seconds a rotated refresh token stays usable (oauth/grants/refresh_token.py); 0: none.
     refresh_token_grace_period_seconds: int = 0
+    # OIDC Core section 8: "public" or "pairwise", and the sector_identifier_uri, if any.
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -78,6 +81,8 @@ class OAuthClient:
             ),
             claims_in_id_token=bool(client.claims_in_id_token),
             refresh_token_grace_period_seconds=client.refresh_token_grace_period_seconds or 0,
+            subject_type=client.subject_type,
+            sector_identifier_uri=client.sector_identifier_uri,
         )
 
     def issued_too_early(self, iat: Any) -> bool:

@@ -43,6 +43,10 @@ class Client(db.Model):  # type: ignore[name-defined]
     claims_in_id_token: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 resource indicators this client may ask for as the token audience.
     resources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # OIDC Core section 8: the `sub` this client receives, "public" or "pairwise", and the
+    # sector_identifier_uri (OIDC Registration section 5) that groups it with others.
+    subject_type: Mapped[str] = mapped_column(String(16), default="public")
+    sector_identifier_uri: Mapped[str | None] = mapped_column(String(2000))
     # Browser origins allowed to call the token and userinfo endpoints (CORS).
     web_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
     # First-party clients skip the consent page.

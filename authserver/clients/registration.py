@@ -152,6 +152,9 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
             grant_types=requested["grant_types"],
             scope=requested["scope"],
             id_token_signed_response_alg=requested["id_token_signed_response_alg"] or "",
+            # Omitted: the type stays (a new type would change every `sub` the client knows).
+            subject_type=requested["subject_type"],
+            sector_identifier_uri=requested["sector_identifier_uri"] or "",
         )
     except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
@@ -250,6 +253,9 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
             metadata, "token_endpoint_auth_method", capabilities.DEFAULT_CLIENT_AUTH_METHOD
         ),
         "id_token_signed_response_alg": _string(metadata, "id_token_signed_response_alg", None),
+        # OIDC Registration 1.0 section 2; the server's default type when omitted.
+        "subject_type": _string(metadata, "subject_type", None),
+        "sector_identifier_uri": _string(metadata, "sector_identifier_uri", None),
     }
 
 

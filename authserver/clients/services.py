@@ -36,6 +36,7 @@ from .metadata import (
     unique,
 )
 from .models import Client
+from .sector import check_subject
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def create_client(
     is_resource_server: bool = False,
     claims_in_id_token: bool = False,
     refresh_token_grace_period_seconds: int = 0,
+    subject_type: str | None = None,
+    sector_identifier_uri: str | None = None,
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
@@ -68,6 +71,8 @@ def create_client(
     checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
+    # Last: it may fetch the sector_identifier_uri, once everything local is known good.
+    subject, sector_uri = check_subject(subject_type, sector_identifier_uri, redirects)
     client = Client(
         client_id=new_client_id(),
         name=_check_name(name),
@@ -88,6 +93,8 @@ def create_client(
         refresh_token_grace_period_seconds=check_refresh_token_grace_period(
             refresh_token_grace_period_seconds
         ),
+        subject_type=subject,
+        sector_identifier_uri=sector_uri,
     )
     client.roles = held
     secret = _give_secret(client)
@@ -123,6 +130,9 @@ class ClientChanges(TypedDict, total=False):
     refresh_token_grace_period_seconds: int | None
     # "" removes it (RFC 7592 section 2.2 replaces every value).
     id_token_signed_response_alg: str | None
+    # OIDC Core section 8; "" removes the sector_identifier_uri.
+    subject_type: str | None
+    sector_identifier_uri: str | None
 
 
 def update_client(
@@ -175,7 +185,24 @@ def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
         value = metadata.get(key)
         if value is not None:
             changes[key] = check(value)
+    changes.update(_subject_changes(client, metadata, redirects))
     return changes
+
+
+def _subject_changes(
+    client: Client, metadata: ClientChanges, redirects: list[str]
+) -> dict[str, Any]:
+    """The subject type and sector_identifier_uri, checked again (and the document fetched
+    again) only when they or the redirect URIs change, so an unrelated edit never depends
+    on another host being up."""
+    subject_type = metadata.get("subject_type") or client.subject_type
+    uri = metadata.get("sector_identifier_uri")
+    sector_uri = client.sector_identifier_uri if uri is None else (uri or None)
+    current = (client.subject_type, client.sector_identifier_uri, list(client.redirect_uris))
+    if (subject_type, sector_uri, redirects) == current:
+        return {}
+    subject_type, sector_uri = check_subject(subject_type, sector_uri, redirects)
+    return {"subject_type": subject_type, "sector_identifier_uri": sector_uri}
 
 
 def rotate_secret(client: Client, *, actor: Actor) -> str:
@@ -273,6 +300,10 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
                 "refresh_token_grace_period_seconds": client.refresh_token_grace_period_seconds,
             }
         )
+    # OIDC Registration section 2.
+    metadata["subject_type"] = client.subject_type
+    if client.sector_identifier_uri:
+        metadata["sector_identifier_uri"] = client.sector_identifier_uri
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg
     return metadata

@@ -88,6 +88,13 @@ S256 = "S256"
 CODE_CHALLENGE_METHODS = (S256,)
 UNSUPPORTED_CODE_CHALLENGE_METHODS = ("plain",)
 
+# Subject identifier types (OpenID Connect Core section 8): what a client registers as
+# `subject_type` (OIDC Registration 1.0 section 2). Pairwise is advertised only where the
+# server holds a pairwise secret (`pairwise_secret`).
+PUBLIC_SUBJECT = "public"
+PAIRWISE_SUBJECT = "pairwise"
+SUBJECT_TYPES = (PUBLIC_SUBJECT, PAIRWISE_SUBJECT)
+
 # JWS algorithms (RFC 7518 section 3.1) of our signing keys: id_tokens (OIDC Core
 # section 3.1.3.7), per client by `id_token_signed_response_alg` (OIDC Registration 2).
 SIGNING_ALGS = ("RS256", "ES256")
@@ -363,3 +370,10 @@ def auth_methods_for_grant(grant_type: str) -> tuple[str, ...]:
     if grant_type in CONFIDENTIAL_GRANT_TYPES:
         return CONFIDENTIAL_AUTH_METHODS
     return CLIENT_AUTH_METHODS
+
+
+def subject_types(config: object) -> tuple[str, ...]:
+    """OIDC Core section 8: the subject types clients may register with under `config`."""
+    if getattr(config, "pairwise_secret", ""):
+        return SUBJECT_TYPES
+    return (PUBLIC_SUBJECT,)

@@ -30,6 +30,7 @@ from ..core import capabilities
 from ..oidc.acr import UnmeetableAcr, UnmetAuthenticationRequirementsError, required_acr, satisfies
 from ..oidc.claims import parse_claims_request
 from ..oidc.id_token_hint import InvalidIdTokenHint, verify_id_token_hint
+from ..oidc.subjects import is_subject_of
 from ..orgs.services import ORG_SCOPE_PREFIX, fitting_organizations
 from ..sessions.services import auth_age_seconds
 from .consent import grantable_scope, has_consent
@@ -378,7 +379,10 @@ def continuation_params(params: MultiDict[str, str]) -> list[tuple[str, str]]:
 
 
 def _hint_names_someone_else(ctx: AuthorizationContext) -> bool:
-    return ctx.hint is not None and ctx.user is not None and ctx.hint.sub != ctx.user.sub
+    """OIDC Core section 8: the hint's `sub` is the one this client knows the person by."""
+    if ctx.hint is None or ctx.user is None:
+        return False
+    return not is_subject_of(ctx.hint.sub, ctx.user, ctx.client)
 
 
 def _signed_in_since_redirect(ctx: AuthorizationContext) -> bool:

@@ -21,6 +21,7 @@ from ..clients.cache import OAuthClient
 from ..core.secrets import hash_secret, new_hex_id, new_token
 from ..extensions import db, utcnow
 from ..oidc.claims import claims_for
+from ..oidc.subjects import subject_for
 from ..orgs.services import ORG_SCOPE_PREFIX, member_slugs, organization_claims
 from ..roles import ceiling
 from .errors import InvalidTargetError
@@ -127,7 +128,8 @@ def issue_user_tokens(
     scope = limit_user_scope(user, scope)
     access_token, expires_in = issue_access_token(
         client_id=client.client_id,
-        subject=user.sub,
+        # RFC 9068 section 2.2 and OIDC Core section 8: the `sub` the client knows.
+        subject=subject_for(user, client),
         scope=scope,
         audience=audience_for(grant.resource),
         grant_id=grant.id,

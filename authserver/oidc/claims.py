@@ -68,16 +68,21 @@ def covered_claims(scope: str, target: str, organization: str | None = None) -> 
     return frozenset(names)
 
 
-def available_claims(user: User) -> dict[str, Any]:
-    """Every claim we hold about this person, omitting empty ones (section 5.3.2)."""
+def available_claims(user: User, subject: str | None) -> dict[str, Any]:
+    """Every claim we hold about this person, omitting empty ones (section 5.3.2).
+
+    `subject` is the `sub` the receiving client knows the person by
+    (oidc.subjects.subject_for, section 8); without one there is no `sub`.
+    """
     claims: dict[str, Any] = {
-        "sub": user.sub,
         "email": user.email,
         "email_verified": bool(user.email_verified),
         "updated_at": int(user.updated_at.timestamp()),
     }
     if user.name:
         claims["name"] = user.name
+    if subject is not None:
+        claims["sub"] = subject
     return claims
 
 
@@ -112,6 +117,7 @@ def release_claims(
     organization_id: int | None = None,
     *,
     claims_in_id_token: bool = False,
+    subject: str | None = None,
 ) -> dict[str, Any]:
     """The claims for `target` ("id_token", "userinfo" or "access_token") under this scope.
 
@@ -121,11 +127,18 @@ def release_claims(
     member (section 5.5), or every covered claim for a client registered with
     `claims_in_id_token`; an access token its covered claims (never `sub`, which it has
     anyway, nor an empty `roles`). A person no longer in the grant's organization gets
-    no organization claims: see `organization_claims`.
+    no organization claims: see `organization_claims`. `sub` is `subject`, the client's
+    (oidc.subjects.subject_for).
     """
     organization = organization_claims(organization_id, user) or {}
     return claims_for(
-        user, scope, target, organization, claims_request, claims_in_id_token=claims_in_id_token
+        user,
+        scope,
+        target,
+        organization,
+        claims_request,
+        claims_in_id_token=claims_in_id_token,
+        subject=subject,
     )
 
 
@@ -137,6 +150,7 @@ def claims_for(
     claims_request: dict[str, Any] | None = None,
     *,
     claims_in_id_token: bool = False,
+    subject: str | None = None,
 ) -> dict[str, Any]:
     """`release_claims` with the organization's claims already looked up (`org_id`, `org_roles`)."""
     if target not in TARGETS:
@@ -147,7 +161,7 @@ def claims_for(
         wanted = covered & (asked | {"sub", ROLES_SCOPE, *ORGANIZATION_CLAIMS})
     else:
         wanted = covered
-    values: dict[str, Any] = available_claims(user)
+    values: dict[str, Any] = available_claims(user, subject)
     if ROLES_SCOPE in wanted:
         values[ROLES_SCOPE] = user.role_names
     values.update(organization)

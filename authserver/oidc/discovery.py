@@ -64,7 +64,7 @@ def metadata(config: Config) -> dict[str, Any]:
             "response_types_supported": list(capabilities.RESPONSE_TYPES),
             "response_modes_supported": list(capabilities.RESPONSE_MODES),
             "grant_types_supported": list(capabilities.GRANT_TYPES),
-            "subject_types_supported": ["public"],
+            "subject_types_supported": list(capabilities.subject_types(config)),
             "id_token_signing_alg_values_supported": list(capabilities.ID_TOKEN_SIGNING_ALGS),
             # RFC 7636 section 4.2; RFC 9700 section 2.1.1: S256 only.
             "code_challenge_methods_supported": list(capabilities.CODE_CHALLENGE_METHODS),

@@ -15,6 +15,7 @@ from ..extensions import utcnow
 from ..keys import current_keyring
 from ..keys.jws import sign_compact
 from .claims import release_claims
+from .subjects import subject_for
 
 DEFAULT_ID_TOKEN_ALG = "RS256"
 
@@ -51,6 +52,7 @@ def create_id_token(
         "id_token",
         organization_id,
         claims_in_id_token=client.claims_in_id_token,
+        subject=subject_for(user, client),
     )
     claims.update(
         {

@@ -39,6 +39,7 @@ from .id_token_hint import (
     InvalidIdTokenHint,
     verify_id_token_hint,
 )
+from .subjects import is_subject_of
 
 bp = Blueprint("logout", __name__)
 log = logging.getLogger(__name__)
@@ -186,7 +187,8 @@ def is_verified(req: LogoutRequest, user: User | None) -> bool:
     hint = req.hint
     if hint is None:
         return False
-    if user is not None and hint.sub != user.sub:
+    # OIDC Core section 8: the hint's `sub` is the one its client (req.client) knows.
+    if user is not None and (req.client is None or not is_subject_of(hint.sub, user, req.client)):
         return False
     session_ttl = current_app.config["AUTHSERVER"].session_ttl
     return hint.iat is None or hint.iat >= int(utcnow().timestamp()) - session_ttl

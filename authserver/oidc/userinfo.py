@@ -7,11 +7,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
 from ..accounts.models import User
+from ..clients.cache import load_client
 from ..core import uow
 from ..extensions import csrf, db
 from ..oauth.models import Grant
 from ..oauth.tokens import verify_access_token
 from .claims import release_claims
+from .subjects import is_subject_of
 
 bp = Blueprint("oidc", __name__)
 REALM = 'realm="userinfo"'
@@ -75,10 +77,14 @@ def userinfo() -> Response:
     if found is None:
         return bearer_error(401, "invalid_token", "The access token is not valid.")
     grant, user = found
-    if not user.is_active or user.sub != token.claims["sub"]:
+    # Section 8: the token's `sub` is the one its client knows the person by.
+    client = load_client(grant.client_id)
+    if not user.is_active or client is None or not is_subject_of(token.claims["sub"], user, client):
         return bearer_error(401, "invalid_token", "The access token is not valid.")
     scope = str(token.claims.get("scope", ""))
-    claims = release_claims(user, scope, grant.claims, "userinfo", grant.organization_id)
+    claims = release_claims(
+        user, scope, grant.claims, "userinfo", grant.organization_id, subject=token.claims["sub"]
+    )
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -37,7 +37,7 @@ EXPECTED = {
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
     ],
-    "subject_types_supported": ["public"],
+    "subject_types_supported": ["public", "pairwise"],
     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
     "code_challenge_methods_supported": ["S256"],

@@ -36,6 +36,8 @@ CLIENT_FIELDS = (
     "is_resource_server",
     "claims_in_id_token",
     "refresh_token_grace_period_seconds",
+    "subject_type",
+    "sector_identifier_uri",
 )
 
 GRACE = "refresh_token_grace_period_seconds"
@@ -73,6 +75,8 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         is_resource_server=bool(boolean(data, "is_resource_server")),
         claims_in_id_token=bool(boolean(data, "claims_in_id_token")),
         refresh_token_grace_period_seconds=integer(data, GRACE) or 0,
+        subject_type=text(data, "subject_type"),
+        sector_identifier_uri=text(data, "sector_identifier_uri"),
     )
     body = serialize_client(client)
     if secret is not None:
@@ -108,6 +112,8 @@ def update_client(client_id: str) -> Response:
             is_resource_server=boolean(data, "is_resource_server"),
             claims_in_id_token=boolean(data, "claims_in_id_token"),
             refresh_token_grace_period_seconds=integer(data, GRACE),
+            subject_type=text(data, "subject_type"),
+            sector_identifier_uri=text(data, "sector_identifier_uri"),
             actor=actor(),
         )
     if active is not None and active != client.is_active:

@@ -188,6 +188,8 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "roles": form.roles.data or [],
         "is_resource_server": bool(form.is_resource_server.data),
         "claims_in_id_token": bool(form.claims_in_id_token.data),
+        "subject_type": form.subject_type.data or None,
+        "sector_identifier_uri": (form.sector_identifier_uri.data or "").strip(),
     }
     grace = form.refresh_token_grace_period_seconds.data
     if grace is not None:
@@ -211,6 +213,8 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "is_resource_server": target.is_resource_server,
         "claims_in_id_token": target.claims_in_id_token,
         "refresh_token_grace_period_seconds": target.refresh_token_grace_period_seconds,
+        "subject_type": target.subject_type,
+        "sector_identifier_uri": target.sector_identifier_uri or "",
     }
 
 

@@ -10,8 +10,10 @@ from flask import current_app
 
 from ...accounts.models import User
 from ...clients.cache import OAuthClient
+from ...clients.services import get_client
 from ...core import capabilities
 from ...extensions import db
+from ...oidc.subjects import subject_for
 from ..models import Grant
 from .presented import PresentedToken, find_token
 
@@ -47,7 +49,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
         return self.introspect_token(token)
 
     def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
-        """Section 2.2: the token's metadata."""
+        """Section 2.2: the token's metadata; `sub` is the one its client knows (OIDC Core 8)."""
         if token.access is not None:
             claims = token.access.claims
             payload: dict[str, Any] = {
@@ -72,6 +74,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):
             "exp": int(row.expires_at.timestamp()),
             "iat": int(row.created_at.timestamp()),
         }
-        if user is not None:
-            payload["sub"] = user.sub
+        client = get_client(row.client_id)
+        if user is not None and client is not None:
+            payload["sub"] = subject_for(user, client)
         return payload

@@ -54,7 +54,10 @@ def _audit_revocation(token: PresentedToken) -> None:
         kind, subject = "refresh_token", sub_of_grant(token.refresh.grant_id)
     else:
         assert token.access is not None
-        kind, subject = "access_token", token.access.claims.get("sub")
+        # The audit log names people by their public sub, not a client's pairwise one.
+        grant_id = token.access.grant_id
+        claimed = token.access.claims.get("sub")
+        kind, subject = "access_token", sub_of_grant(grant_id) if grant_id else claimed
     client_id = token.client_id
     record(
         "token.revoked",
