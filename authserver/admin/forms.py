@@ -23,7 +23,6 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from ..accounts.forms import password_policy, valid_email
 from ..accounts.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from ..clients.metadata import MAX_REFRESH_TOKEN_GRACE_PERIOD
-from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES
 from ..core.capabilities import CLIENT_AUTH_METHODS, GRANT_TYPES, SUBJECT_TYPES
 from ..roles.permissions import PERMISSIONS
 from ..security.limits import MAX_ROW_ID
