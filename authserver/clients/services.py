@@ -77,9 +77,7 @@ def create_client(
         client_id=new_client_id(),
         name=_check_name(name),
         redirect_uris=redirects,
-        post_logout_redirect_uris=check_redirect_uris(
-            post_logout_redirect_uris, "post_logout_redirect_uri"
-        ),
+        post_logout_redirect_uris=_check_post_logout_redirect_uris(post_logout_redirect_uris),
         grant_types=grants,
         response_types=capabilities.response_types_for(grants),
         scope=checked_scope,

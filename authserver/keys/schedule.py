@@ -22,6 +22,7 @@ after it has been in every instance's published set for `prepublish` seconds.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -35,6 +36,22 @@ STATES = (NEXT, SIGNING, RETIRING, RETIRED, REVOKED)
 PUBLISHED = frozenset({NEXT, SIGNING, RETIRING})
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """One stored key and where it is in its life, for `keys list` and the admin console."""
+
+    kid: str
+    alg: str
+    created_at: datetime
+    activates_at: datetime
+    retired_at: datetime | None
+    revoked_at: datetime | None
+    # next, signing, retiring, retired or revoked.
+    status: str
+    # When it leaves the JWKS (None: not scheduled yet, or already gone).
+    unpublished_at: datetime | None
+
+
 class Scheduled(Protocol):
     """What the rule reads of a key (a stored row or its cached copy)."""
 
@@ -42,6 +59,8 @@ class Scheduled(Protocol):
     def kid(self) -> str: ...
     @property
     def alg(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
     @property
     def activates_at(self) -> datetime: ...
     @property
@@ -77,3 +96,22 @@ def signer_at(keys: Iterable[K], alg: str, now: datetime) -> K | None:
         if best is None or (key.activates_at, key.kid) > (best.activates_at, best.kid):
             best = key
     return best
+
+
+def prunable(key: Scheduled, now: datetime, publish_window: timedelta) -> bool:
+    """Whether `prune` may delete the key: retired, or revoked a publication window ago
+    (a revoked key stays listed that long, so the operator sees what was revoked)."""
+    state = state_at(key, now, publish_window)
+    if state == REVOKED:
+        return key.revoked_at is not None and now >= key.revoked_at + publish_window
+    return state == RETIRED
+
+
+def describe(key: Scheduled, now: datetime, publish_window: timedelta) -> KeyInfo:
+    """The key's state and the times of its life."""
+    state = state_at(key, now, publish_window)
+    retired = key.retired_at
+    gone = retired + publish_window if retired is not None and state in PUBLISHED else None
+    return KeyInfo(
+        key.kid, key.alg, key.created_at, key.activates_at, retired, key.revoked_at, state, gone
+    )

@@ -30,61 +30,51 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from joserfc.jwk import ECKey, KeyParameters, RSAKey
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..config import Config
-from ..core import capabilities, epoch
+from ..core import epoch
 from ..extensions import db, utcnow
 from .crypto import KeyCipher
 from .models import SigningKey
-from .schedule import NEXT, PUBLISHED, RETIRED, REVOKED, SIGNING, signer_at, state_at
+from .schedule import (
+    NEXT,
+    PUBLISHED,
+    SIGNING,
+    KeyInfo,
+    describe,
+    prunable,
+    signer_at,
+    state_at,
+)
+from .storage import (
+    PRIVATE_MEMBERS,
+    SUPPORTED_ALGS,
+    Key,
+    Row,
+    checked_alg,
+    generate,
+    import_private,
+    import_public,
+    new_row,
+    public_members,
+    read_rows,
+    retire_keys,
+    revoke_keys,
+)
+
+__all__ = ["PRIVATE_MEMBERS", "SUPPORTED_ALGS", "KeyInfo", "KeyRing", "current_keyring"]
 
 log = logging.getLogger(__name__)
 
-Key = RSAKey | ECKey
-# RFC 7518 section 3.1: the algorithms we sign with, and how to make a key for each.
-SUPPORTED_ALGS = capabilities.SIGNING_ALGS
-# RFC 7517 section 4: members of a private JWK that must never be published.
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # Unknown `kid`s reload the table at most this often (seconds), so forged kids cannot
 # make every request hit the database.
 MISS_RELOAD_INTERVAL = 2.0
 # Allowance for clock skew between us and token consumers (seconds).
 CLOCK_SKEW = 60
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """One stored key and where it is in its life, for `keys list` and the admin console."""
-
-    kid: str
-    alg: str
-    created_at: datetime
-    activates_at: datetime
-    retired_at: datetime | None
-    revoked_at: datetime | None
-    # keys/schedule.py: next, signing, retiring, retired or revoked.
-    status: str
-    # When it leaves the JWKS (None: not scheduled yet, or already gone).
-    unpublished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class _Row:
-    """A detached copy of a `SigningKey` row."""
-
-    kid: str
-    alg: str
-    private_jwk_encrypted: str
-    public_jwk: dict[str, Any]
-    created_at: datetime
-    activates_at: datetime
-    retired_at: datetime | None
-    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ class _Snapshot:
     loaded_at: float
     # The revocation epoch read before the rows (None when read outside an app).
     epoch: int | None
-    rows: tuple[_Row, ...]
+    rows: tuple[Row, ...]
     verifiers: dict[str, Key]
     jwks: tuple[dict[str, Any], ...]
     jwks_body: bytes
@@ -128,7 +118,7 @@ class KeyRing:
         """
         row = signer_at(self._fresh(watch_epoch=True).rows, alg, self.wall())
         if row is None:
-            row = self._create_signer(_checked_alg(alg))
+            row = self._create_signer(checked_alg(alg))
         return row.kid, self._private_key(row)
 
     def verification_key(self, kid: str) -> Key | None:
@@ -180,10 +170,10 @@ class KeyRing:
           them, refused at once. The revocation epoch moves, so every instance reloads
           its keys within a second (core/epoch.py).
         """
-        algs = [_checked_alg(alg)] if alg else list(SUPPORTED_ALGS)
+        algs = [checked_alg(alg)] if alg else list(SUPPORTED_ALGS)
         immediately = immediately or revoke
         with self._lock:
-            made = [_generate(a) for a in algs]
+            made = [generate(a) for a in algs]
             now = self.wall()
             starts = now
             if not immediately:
@@ -191,22 +181,9 @@ class KeyRing:
             with self._session() as session:
                 # Update first: the autoflush of the new rows must not include them.
                 if revoke:
-                    session.execute(
-                        update(SigningKey)
-                        .where(SigningKey.alg.in_(algs), SigningKey.revoked_at.is_(None))
-                        .values(revoked_at=now)
-                    )
+                    revoke_keys(session, algs, now)
                     session.execute(epoch.BUMP, {"name": epoch.NAME})
-                # Whatever would sign after `starts` stops there: the new key takes over.
-                session.execute(
-                    update(SigningKey)
-                    .where(
-                        SigningKey.alg.in_(algs),
-                        SigningKey.revoked_at.is_(None),
-                        or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > starts),
-                    )
-                    .values(retired_at=starts)
-                )
+                retire_keys(session, algs, starts)
                 rows = [
                     self._new_row(key, a, now, activates_at=starts)
                     for key, a in zip(made, algs, strict=True)
@@ -224,23 +201,7 @@ class KeyRing:
         """Every stored key, newest first, with its state and times."""
         now = self.wall()
         window = self._publish_window()
-        infos = []
-        for r in self._read_rows():
-            status = state_at(r, now, window)
-            gone = r.retired_at + window if r.retired_at and status in PUBLISHED else None
-            infos.append(
-                KeyInfo(
-                    r.kid,
-                    r.alg,
-                    r.created_at,
-                    r.activates_at,
-                    r.retired_at,
-                    r.revoked_at,
-                    status,
-                    gone,
-                )
-            )
-        return infos
+        return [describe(r, now, window) for r in self._read_rows()]
 
     def refresh(self) -> None:
         """Re-read the table now, whatever the age of the cache."""
@@ -263,14 +224,10 @@ class KeyRing:
             return len(keys)
 
     def prune(self) -> int:
-        """Delete retired keys, and revoked ones once they would have been; returns how many.
-
-        A revoked key is listed (`keys list`, the console) for one publication window
-        after the emergency, so the operator sees what was revoked and when.
-        """
+        """Delete the keys `schedule.prunable` names; returns how many."""
         now = self.wall()
         window = self._publish_window()
-        gone = [r.kid for r in self._read_rows() if _prunable(r, now, window)]
+        gone = [r.kid for r in self._read_rows() if prunable(r, now, window)]
         if gone:
             with self._lock, self._session() as session:
                 session.execute(delete(SigningKey).where(SigningKey.kid.in_(gone)))
@@ -326,9 +283,9 @@ class KeyRing:
         window = self._publish_window()
         rows = self._read_rows()
         published = [r for r in rows if state_at(r, now, window) in PUBLISHED]
-        jwks = tuple(_public_members(r.public_jwk) for r in published)
+        jwks = tuple(public_members(r.public_jwk) for r in published)
         known = previous.verifiers if previous is not None else {}
-        verifiers = {jwk["kid"]: known.get(jwk["kid"]) or _import_public(jwk) for jwk in jwks}
+        verifiers = {jwk["kid"]: known.get(jwk["kid"]) or import_public(jwk) for jwk in jwks}
         # Keep private keys only of keys that sign now or will: retired secrets leave memory.
         may_sign = {r.kid for r in published if state_at(r, now, window) in (NEXT, SIGNING)}
         self._private = {k: v for k, v in self._private.items() if k in may_sign}
@@ -342,13 +299,13 @@ class KeyRing:
         )
         return self._snapshot
 
-    def _create_signer(self, alg: str) -> _Row:
+    def _create_signer(self, alg: str) -> Row:
         """Generate a signer for `alg` when none signs now; safe when processes race to do it."""
         with self._lock:
             row = signer_at(self._reload().rows, alg, self.wall())
             if row is not None:  # another thread or process made one meanwhile
                 return row
-            key = _generate(alg)
+            key = generate(alg)
             now = self.wall()
             with self._session() as session:
                 session.add(self._new_row(key, alg, now, activates_at=now))
@@ -360,7 +317,7 @@ class KeyRing:
             log.info("generated %s signing key %s", alg, row.kid)
             return row
 
-    def _retire_others(self, alg: str, keep: _Row) -> None:
+    def _retire_others(self, alg: str, keep: Row) -> None:
         """If two processes raced, retire the other keys that sign now but lost the tie."""
         now = self.wall()
         window = self._publish_window()
@@ -380,12 +337,12 @@ class KeyRing:
             session.commit()
         self._reload()
 
-    def _private_key(self, row: _Row) -> Key:
+    def _private_key(self, row: Row) -> Key:
         """Decrypt and import a signer's private key once; cached by kid."""
         key = self._private.get(row.kid)
         if key is None:
             jwk = json.loads(self._cipher.decrypt(row.private_jwk_encrypted, kid=row.kid))
-            key = _import_private(jwk)
+            key = import_private(jwk)
             self._private[row.kid] = key
         return key
 
@@ -399,39 +356,12 @@ class KeyRing:
 
     def _new_row(self, key: Key, alg: str, now: datetime, *, activates_at: datetime) -> SigningKey:
         """A `SigningKey` row for a freshly generated key, private part encrypted."""
-        params = {"kid": key.kid, "alg": alg, "use": "sig"}
-        private = {**key.as_dict(private=True), **params}
-        public = _public_members({**key.as_dict(private=False), **params})
-        return SigningKey(
-            kid=key.kid,
-            alg=alg,
-            private_jwk_encrypted=self._cipher.encrypt(json.dumps(private)),
-            public_jwk=public,
-            created_at=now,
-            activates_at=activates_at,
-            retired_at=None,
-            revoked_at=None,
-        )
+        return new_row(self._cipher, key, alg, now, activates_at=activates_at)
 
-    def _read_rows(self) -> list[_Row]:
+    def _read_rows(self) -> list[Row]:
         """Every stored key, newest first (ties broken by kid, the same everywhere)."""
         with self._session() as session:
-            keys = session.scalars(
-                select(SigningKey).order_by(SigningKey.created_at.desc(), SigningKey.kid.desc())
-            ).all()
-            return [
-                _Row(
-                    k.kid,
-                    k.alg,
-                    k.private_jwk_encrypted,
-                    dict(k.public_jwk),
-                    k.created_at,
-                    k.activates_at,
-                    k.retired_at,
-                    k.revoked_at,
-                )
-                for k in keys
-            ]
+            return read_rows(session)
 
     def _session(self) -> Session:
         """A session of our own: key writes never commit the caller's pending work."""
@@ -439,51 +369,6 @@ class KeyRing:
             with self._app.app_context():
                 self._engine = db.engine
         return Session(self._engine, expire_on_commit=False)
-
-
-def _prunable(row: _Row, now: datetime, window: timedelta) -> bool:
-    state = state_at(row, now, window)
-    if state == REVOKED:
-        return row.revoked_at is not None and now >= row.revoked_at + window
-    return state == RETIRED
-
-
-def _checked_alg(alg: str) -> str:
-    if alg not in SUPPORTED_ALGS:
-        raise ValueError(f"unsupported signing algorithm {alg!r}; use one of {SUPPORTED_ALGS}")
-    return alg
-
-
-def _generate(alg: str) -> Key:
-    """A new private key for `alg`, its kid the RFC 7638 thumbprint."""
-    key: Key
-    if alg == "RS256":
-        key = RSAKey.generate_key(2048, private=True)
-    else:
-        key = ECKey.generate_key("P-256", private=True)
-    params: KeyParameters = {"kid": key.thumbprint(), "alg": alg, "use": "sig"}
-    # Importing the native key object skips the slow JWK validation.
-    return type(key).import_key(key.private_key, params)  # type: ignore[arg-type]
-
-
-def _import_private(jwk: dict[str, Any]) -> Key:
-    """Import a stored private JWK (slow for RSA: about 50 ms of key validation)."""
-    params: KeyParameters = {"kid": jwk["kid"], "alg": jwk["alg"], "use": "sig"}
-    if jwk["kty"] == "RSA":
-        return RSAKey.import_key(jwk, params)
-    return ECKey.import_key(jwk, params)
-
-
-def _import_public(jwk: dict[str, Any]) -> Key:
-    """Import a published public JWK; its kid, alg and use come along."""
-    if jwk["kty"] == "RSA":
-        return RSAKey.import_key(jwk)
-    return ECKey.import_key(jwk)
-
-
-def _public_members(jwk: dict[str, Any]) -> dict[str, Any]:
-    """A JWK without any private member, whatever was stored."""
-    return {name: value for name, value in jwk.items() if name not in PRIVATE_MEMBERS}
 
 
 # Where `keys.init_app` keeps the application's key ring.

@@ -29,6 +29,10 @@ class Key:
     retired_at: datetime | None = None
     revoked_at: datetime | None = None
 
+    @property
+    def created_at(self) -> datetime:
+        return self.activates_at - PREPUBLISH
+
 
 def rotated(old: Key, kid: str, at: datetime) -> tuple[Key, Key]:
     """What `KeyRing.rotate` stores: the old key retires when the new one activates."""
