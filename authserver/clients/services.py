@@ -63,16 +63,13 @@ def create_client(
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
-    Its roles, first-party status and own-token scopes must lie within what the actor
-    could hold itself (roles.ceiling; PrivilegeError otherwise).
+    Its roles, first-party status and own-token scopes lie within the actor (roles.ceiling).
     """
     auth_method = token_endpoint_auth_method
     grants, redirects = _check_flows(grant_types, auth_method, redirect_uris)
     checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
-    # Last: it may fetch the sector_identifier_uri, once everything local is known good.
-    subject, sector_uri = check_subject(subject_type, sector_identifier_uri, redirects)
     client = Client(
         client_id=new_client_id(),
         name=_check_name(name),
@@ -91,16 +88,23 @@ def create_client(
         refresh_token_grace_period_seconds=check_refresh_token_grace_period(
             refresh_token_grace_period_seconds
         ),
-        subject_type=subject,
-        sector_identifier_uri=sector_uri,
+    )
+    # Last: it may fetch the sector_identifier_uri, once everything local is known good.
+    client.subject_type, client.sector_identifier_uri = check_subject(
+        subject_type, sector_identifier_uri, redirects
     )
     client.roles = held
     secret = _give_secret(client)
+    _add_new(client)
+    return client, secret
+
+
+def _add_new(client: Client) -> None:
+    """Add a registered client to the session; the caller commits."""
     db.session.add(client)
-    db.session.flush()  # its id and created_at, for the caller's answer; the caller commits
+    db.session.flush()  # its id and created_at, for the caller's answer
     invalidate_on_commit(client.client_id)
     logger.info("client registered: client_id=%s name=%r", client.client_id, client.name)
-    return client, secret
 
 
 def _give_secret(client: Client) -> str | None:
