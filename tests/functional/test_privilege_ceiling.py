@@ -1074,6 +1074,8 @@ CLI_COMMANDS = {
     "clients create": ["clients", "create", "--name", "CLI admin", "--grant-type",
                        "client_credentials", "--scope", "admin org:*", "--auth-method",
                        "client_secret_basic", "--role", "admin", "--skip-consent"],
+    "clients update": ["clients", "update", "--refresh-token-grace-period", "5", "--",
+                       "<admin-client>"],
     "clients rotate-secret": ["clients", "rotate-secret", "--", "<admin-client>"],
     "clients disable": ["clients", "disable", "--", "<admin-client>"],
     "clients delete": ["clients", "delete", "--yes", "--", "<admin-client>"],

@@ -389,5 +389,6 @@ def test_rfc_7592_responses_hold_the_registered_metadata_alone(app: Flask) -> No
         "is_active",
         "roles",
         "is_resource_server",
+        "refresh_token_grace_period_seconds",
     }
     assert all(full[key] == value for key, value in registered.items())
