@@ -65,8 +65,8 @@ def create_client(
 
     Its roles, first-party status and own-token scopes lie within the actor (roles.ceiling).
     """
-    auth_method = token_endpoint_auth_method
-    grants, redirects = _check_flows(grant_types, auth_method, redirect_uris)
+    grants, redirects = _check_flows(grant_types, token_endpoint_auth_method, redirect_uris)
+    grace = check_refresh_token_grace_period(refresh_token_grace_period_seconds)
     checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
@@ -78,16 +78,14 @@ def create_client(
         grant_types=grants,
         response_types=capabilities.response_types_for(grants),
         scope=checked_scope,
-        token_endpoint_auth_method=auth_method,
+        token_endpoint_auth_method=token_endpoint_auth_method,
         id_token_signed_response_alg=_check_id_token_alg(id_token_signed_response_alg),
         resources=check_resources(resources),
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
         claims_in_id_token=bool(claims_in_id_token),
-        refresh_token_grace_period_seconds=check_refresh_token_grace_period(
-            refresh_token_grace_period_seconds
-        ),
+        refresh_token_grace_period_seconds=grace,
     )
     # Last: it may fetch the sector_identifier_uri, once everything local is known good.
     client.subject_type, client.sector_identifier_uri = check_subject(

@@ -18,10 +18,9 @@ class UnsupportedResponseTypeError(OAuth2Error):
     """
 
     error = "unsupported_response_type"
-    description = "Unsupported response_type: this server supports only " + ", ".join(
-        f"'{value}'" for value in capabilities.RESPONSE_TYPES
+    description = "Unsupported response_type: this server supports only {}.".format(
+        ", ".join(f"'{value}'" for value in capabilities.RESPONSE_TYPES)
     )
-    description += "."
 
 
 class InvalidTargetError(OAuth2Error):

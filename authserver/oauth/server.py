@@ -80,14 +80,22 @@ class AuthorizationServer(FlaskAuthorizationServer):
         self.client_authentication.register(method, func)
 
     def get_authorization_grant(self, request: Any) -> Any:
-        """RFC 6749 section 4.1.2.1: an unsupported response_type names the supported ones.
+        """RFC 6749 section 4.1.2.1: an unsupported response_type names the supported ones;
+        a missing one is invalid_request.
 
         Answered here rather than by Authlib, whose error echoes the requested value (and
         cannot be built when it holds a character section 5.2 forbids in a description).
         """
-        if request.payload.response_type in capabilities.RESPONSE_TYPES:
+        response_type = request.payload.response_type
+        if response_type in capabilities.RESPONSE_TYPES:
             return super().get_authorization_grant(request)
-        raise UnsupportedResponseTypeError(redirect_uri=self.verified_redirect_uri(request))
+        redirect_uri = self.verified_redirect_uri(request)
+        if not response_type:
+            # A REQUIRED parameter (section 4.1.1) missing: invalid_request, as for grant_type.
+            raise InvalidRequestError(
+                "Missing 'response_type' parameter.", redirect_uri=redirect_uri
+            )
+        raise UnsupportedResponseTypeError(redirect_uri=redirect_uri)
 
     def verified_redirect_uri(self, request: Any) -> str | None:
         """Section 4.1.2.1: where an error may be redirected, as Authlib decides it: the

@@ -120,10 +120,8 @@ def issue_user_tokens(
     include_refresh_token: bool,
     parent_id: int | None = None,
 ) -> dict[str, Any]:
-    """RFC 6749 section 5.1: the token response for a person's grant.
-
-    `parent_id`: the refresh token this one is rotated from (RFC 6749 section 6).
-    """
+    """RFC 6749 section 5.1: the token response for a person's grant (`parent_id`: see
+    RefreshToken)."""
     config = current_app.config["AUTHSERVER"]
     scope = limit_user_scope(user, scope)
     access_token, expires_in = issue_access_token(

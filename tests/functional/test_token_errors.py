@@ -284,3 +284,16 @@ def test_an_unsupported_response_type_for_an_unknown_client_is_not_redirected(
 
     assert response.status_code == 400 and "Location" not in response.headers
     assert "this server supports only" in response.text
+
+
+def test_a_missing_response_type_is_invalid_request(client: FlaskClient, rp) -> None:
+    _, challenge = pkce_pair()
+    params = authorize_params(rp[0].client_id, challenge, response_type=None)
+
+    response = client.get("/authorize", query_string=params)
+
+    assert response.status_code == 302
+    answer = query(response)
+    assert answer["error"] == "invalid_request"
+    assert answer["error_description"] == "Missing 'response_type' parameter."
+    assert answer["state"] == params["state"]
