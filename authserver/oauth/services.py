@@ -122,7 +122,6 @@ def issue_user_tokens(
 ) -> dict[str, Any]:
     """RFC 6749 section 5.1: the token response for a person's grant (`parent_id`: see
     RefreshToken)."""
-    config = current_app.config["AUTHSERVER"]
     scope = limit_user_scope(user, scope)
     access_token, expires_in = issue_access_token(
         client_id=client.client_id,
@@ -142,26 +141,33 @@ def issue_user_tokens(
     }
     now = utcnow()
     if include_refresh_token:
-        value = new_token()
-        expires_at = now + timedelta(seconds=config.refresh_token_ttl)
-        db.session.add(
-            RefreshToken(
-                token_hash=hash_secret(value),
-                grant_id=grant.id,
-                client_id=client.client_id,
-                scope=grant.scope,
-                expires_at=expires_at,
-                parent_id=parent_id,
-            )
-        )
-        if grant.expires_at < expires_at:
-            # The grant outlives its newest refresh token (cleanup deletes expired grants);
-            # extended with a day to spare, so a rotation rarely has to write the grant too.
-            grant.expires_at = expires_at + GRANT_EXPIRY_SLACK
-        token["refresh_token"] = value
+        token["refresh_token"] = _add_refresh_token(grant, client, parent_id, now)
     else:
         grant.expires_at = max(grant.expires_at, now + timedelta(seconds=expires_in))
     return token
+
+
+def _add_refresh_token(
+    grant: Grant, client: OAuthClient, parent_id: int | None, now: datetime
+) -> str:
+    """A new refresh token of the grant (stored hashed), and the grant kept alive with it."""
+    value = new_token()
+    expires_at = now + timedelta(seconds=current_app.config["AUTHSERVER"].refresh_token_ttl)
+    db.session.add(
+        RefreshToken(
+            token_hash=hash_secret(value),
+            grant_id=grant.id,
+            client_id=client.client_id,
+            scope=grant.scope,
+            expires_at=expires_at,
+            parent_id=parent_id,
+        )
+    )
+    if grant.expires_at < expires_at:
+        # The grant outlives its newest refresh token (cleanup deletes expired grants);
+        # extended with a day to spare, so a rotation rarely has to write the grant too.
+        grant.expires_at = expires_at + GRANT_EXPIRY_SLACK
+    return value
 
 
 def _person_claims(grant: Grant, user: User, scope: str) -> dict[str, Any]:
