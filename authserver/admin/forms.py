@@ -114,6 +114,11 @@ class ClientForm(FlaskForm):
     skip_consent = BooleanField("First-party: skip the consent page")
     # RFC 7662 section 4: may introspect access tokens issued to other clients.
     is_resource_server = BooleanField("Resource server: may introspect other clients' tokens")
+    # OpenID Connect Back-Channel and Front-Channel Logout 1.0 section 2.
+    backchannel_logout_uri = StringField("Back-channel logout URI", [Length(max=2000)])
+    backchannel_logout_session_required = BooleanField("Back-channel logout needs sid")
+    frontchannel_logout_uri = StringField("Front-channel logout URI", [Length(max=2000)])
+    frontchannel_logout_session_required = BooleanField("Front-channel logout needs iss and sid")
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
 

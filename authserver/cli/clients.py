@@ -15,6 +15,7 @@ from ..admin.services.clients import (
     delete_client,
     rotate_client_secret,
     set_client_active,
+    update_client,
 )
 from ..clients.initial_access import issue_initial_access_token
 from ..clients.services import client_metadata, list_clients
@@ -61,6 +62,22 @@ clients_cli = AppGroup("clients", help="Manage OAuth clients.")
     is_flag=True,
     help="May introspect access tokens issued to other clients (RFC 7662).",
 )
+@click.option(
+    "--backchannel-logout-uri",
+    default=None,
+    help="Where logout tokens are POSTed (OpenID Connect Back-Channel Logout 1.0).",
+)
+@click.option("--backchannel-logout-session-required", is_flag=True, help="The client needs sid.")
+@click.option(
+    "--frontchannel-logout-uri",
+    default=None,
+    help="Loaded in an iframe on sign-out (OpenID Connect Front-Channel Logout 1.0).",
+)
+@click.option(
+    "--frontchannel-logout-session-required",
+    is_flag=True,
+    help="Add iss and sid to the front-channel logout URI.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -75,6 +92,10 @@ def create_client_command(
     id_token_alg: str | None,
     roles: tuple[str, ...],
     resource_server: bool,
+    backchannel_logout_uri: str | None,
+    backchannel_logout_session_required: bool,
+    frontchannel_logout_uri: str | None,
+    frontchannel_logout_session_required: bool,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -94,6 +115,10 @@ def create_client_command(
             id_token_signed_response_alg=id_token_alg,
             roles=roles,
             is_resource_server=resource_server,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
+            frontchannel_logout_uri=frontchannel_logout_uri,
+            frontchannel_logout_session_required=frontchannel_logout_session_required,
         )
     except AdminError as exc:
         fail(str(exc))
@@ -126,6 +151,41 @@ def _print_summary(registered: dict[str, Any]) -> None:
         click.echo(
             "\nThe client_secret is shown only this once; only its hash is stored. Keep it now.",
         )
+
+
+@clients_cli.command("set-logout")
+@click.argument("client_id")
+@click.option("--backchannel-logout-uri", default=None, help='"" removes it.')
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    default=None,
+)
+@click.option("--frontchannel-logout-uri", default=None, help='"" removes it.')
+@click.option(
+    "--frontchannel-logout-session-required/--no-frontchannel-logout-session-required",
+    default=None,
+)
+def set_logout_command(
+    client_id: str,
+    backchannel_logout_uri: str | None,
+    backchannel_logout_session_required: bool | None,
+    frontchannel_logout_uri: str | None,
+    frontchannel_logout_session_required: bool | None,
+) -> None:
+    """Set a client's back- and front-channel logout metadata (what is not given is kept)."""
+    client = find_client(client_id)
+    try:
+        update_client(
+            client,
+            actor=cli_actor(),
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
+            frontchannel_logout_uri=frontchannel_logout_uri,
+            frontchannel_logout_session_required=frontchannel_logout_session_required,
+        )
+    except AdminError as exc:
+        fail(str(exc))
+    click.echo(f"Updated the logout metadata of {client.client_id}.")
 
 
 @clients_cli.command("list")

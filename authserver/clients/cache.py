@@ -50,6 +50,11 @@ class OAuthClient:
     is_resource_server: bool = False
     # Seconds since the epoch: access tokens of this client issued before then are revoked.
     tokens_not_before: float | None = None
+    # OpenID Connect Back-Channel and Front-Channel Logout 1.0 (section 2 of each).
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    frontchannel_logout_uri: str | None = None
+    frontchannel_logout_session_required: bool = False
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -71,6 +76,10 @@ class OAuthClient:
             tokens_not_before=(
                 client.tokens_not_before.timestamp() if client.tokens_not_before else None
             ),
+            backchannel_logout_uri=client.backchannel_logout_uri or None,
+            backchannel_logout_session_required=bool(client.backchannel_logout_session_required),
+            frontchannel_logout_uri=client.frontchannel_logout_uri or None,
+            frontchannel_logout_session_required=bool(client.frontchannel_logout_session_required),
         )
 
     def issued_too_early(self, iat: Any) -> bool:

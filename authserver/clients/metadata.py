@@ -8,8 +8,11 @@ RFC 7591 names the metadata; these rules decide which values a client may regist
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypedDict
 from urllib.parse import SplitResult, urlsplit
+
+from ..core import capabilities
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # RFC 6749 section 3.3: scope-token = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E
@@ -53,6 +56,73 @@ def _check_redirect_uri(uri: str, label: str) -> None:
             f"{label} {uri!r}: the scheme must be https, http on loopback, or a private-use "
             "scheme in reverse domain name form such as com.example.app (RFC 8252 section 7.1)"
         )
+
+
+def check_logout_uri(uri: str | None, label: str) -> str | None:
+    """Back-Channel Logout 1.0 section 2.2 / Front-Channel Logout 1.0 section 2: where a
+    client is told of a sign-out; None or "" for none.
+
+    An absolute https URL without a fragment (plain http only on a loopback host, as for
+    redirect URIs), which may carry a port, a path and a query.
+    """
+    if uri is None or uri == "":
+        return None
+    parts = _split_absolute(uri, label)
+    if parts.fragment or "#" in uri:
+        raise ClientError(f"{label} {uri!r} must not contain a fragment")
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not parts.hostname:
+        raise ClientError(f"{label} {uri!r} must be an https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ClientError(f"{label} {uri!r} must not contain user information")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on an invalid port
+    except ValueError:
+        raise ClientError(f"{label} {uri!r} has an invalid port") from None
+    if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ClientError(
+            f"{label} {uri!r} must use https; plain http is allowed only on a loopback "
+            "host (127.0.0.1, [::1], localhost)"
+        )
+    return uri
+
+
+class LogoutMetadata(TypedDict, total=False):
+    """OpenID Connect Back-Channel and Front-Channel Logout 1.0 client metadata (section 2
+    of each); a missing or None value keeps what the client has, "" removes a URI."""
+
+    backchannel_logout_uri: str | None
+    backchannel_logout_session_required: bool | None
+    frontchannel_logout_uri: str | None
+    frontchannel_logout_session_required: bool | None
+
+
+# Each logout metadata field, the capability without which it is refused, and its check.
+_LOGOUT_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
+    "backchannel_logout_uri": (
+        capabilities.BACKCHANNEL_LOGOUT,
+        lambda uri: check_logout_uri(uri, "backchannel_logout_uri"),
+    ),
+    "backchannel_logout_session_required": (capabilities.BACKCHANNEL_LOGOUT, bool),
+    "frontchannel_logout_uri": (
+        capabilities.FRONTCHANNEL_LOGOUT,
+        lambda uri: check_logout_uri(uri, "frontchannel_logout_uri"),
+    ),
+    "frontchannel_logout_session_required": (capabilities.FRONTCHANNEL_LOGOUT, bool),
+}
+
+
+def check_logout_metadata(metadata: Any) -> dict[str, Any]:
+    """The given logout metadata, checked; a field whose capability is off is refused."""
+    checked: dict[str, Any] = {}
+    for key, (supported, check) in _LOGOUT_FIELDS.items():
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if not supported and value not in ("", False):
+            raise ClientError(f"{key} is not supported by this server")
+        checked[key] = check(value)
+    return checked
 
 
 def check_scope(scope: str) -> str:

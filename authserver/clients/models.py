@@ -38,6 +38,14 @@ class Client(db.Model):  # type: ignore[name-defined]
     scope: Mapped[str] = mapped_column(Text, default="")
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    # OpenID Connect Back-Channel Logout 1.0 section 2.2: where logout tokens are POSTed,
+    # and whether the client needs `sid` in them.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # OpenID Connect Front-Channel Logout 1.0 section 2: loaded in an iframe on sign-out,
+    # with `iss` and `sid` in its query when the client requires them.
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    frontchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 resource indicators this client may ask for as the token audience.
     resources: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Browser origins allowed to call the token and userinfo endpoints (CORS).

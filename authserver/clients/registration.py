@@ -152,6 +152,10 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
             grant_types=requested["grant_types"],
             scope=requested["scope"],
             id_token_signed_response_alg=requested["id_token_signed_response_alg"] or "",
+            backchannel_logout_uri=requested["backchannel_logout_uri"],
+            backchannel_logout_session_required=requested["backchannel_logout_session_required"],
+            frontchannel_logout_uri=requested["frontchannel_logout_uri"],
+            frontchannel_logout_session_required=requested["frontchannel_logout_session_required"],
         )
     except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
@@ -250,6 +254,16 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
             metadata, "token_endpoint_auth_method", capabilities.DEFAULT_CLIENT_AUTH_METHOD
         ),
         "id_token_signed_response_alg": _string(metadata, "id_token_signed_response_alg", None),
+        # Back-Channel / Front-Channel Logout 1.0 section 2: absent means none (RFC 7592
+        # section 2.2 replaces every value).
+        "backchannel_logout_uri": _string(metadata, "backchannel_logout_uri", "") or "",
+        "backchannel_logout_session_required": _boolean(
+            metadata, "backchannel_logout_session_required"
+        ),
+        "frontchannel_logout_uri": _string(metadata, "frontchannel_logout_uri", "") or "",
+        "frontchannel_logout_session_required": _boolean(
+            metadata, "frontchannel_logout_session_required"
+        ),
     }
 
 
@@ -287,6 +301,14 @@ def _strings(metadata: dict[str, Any], name: str, default: list[str]) -> list[st
         raise RegistrationError(
             400, "invalid_client_metadata", f"{name} must be an array of strings"
         )
+    return value
+
+
+def _boolean(metadata: dict[str, Any], name: str) -> bool:
+    """A boolean member; absent is false (the default of every boolean we register)."""
+    value = metadata.get(name, False)
+    if not isinstance(value, bool):
+        raise RegistrationError(400, "invalid_client_metadata", f"{name} must be a boolean")
     return value
 
 

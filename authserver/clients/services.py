@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 from sqlalchemy import select
 
@@ -28,6 +28,8 @@ from ..roles.services import RoleError, find_roles
 from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
+    LogoutMetadata,
+    check_logout_metadata,
     check_redirect_uris,
     check_resources,
     check_scope,
@@ -54,6 +56,7 @@ def create_client(
     id_token_signed_response_alg: str | None = None,
     roles: Iterable[str] = (),
     is_resource_server: bool = False,
+    **logout: Unpack[LogoutMetadata],
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
@@ -69,9 +72,7 @@ def create_client(
         client_id=new_client_id(),
         name=_check_name(name),
         redirect_uris=redirects,
-        post_logout_redirect_uris=check_redirect_uris(
-            post_logout_redirect_uris, "post_logout_redirect_uri"
-        ),
+        post_logout_redirect_uris=_check_post_logout_redirect_uris(post_logout_redirect_uris),
         grant_types=grants,
         response_types=capabilities.response_types_for(grants),
         scope=checked_scope,
@@ -81,6 +82,7 @@ def create_client(
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
+        **check_logout_metadata(logout),
     )
     client.roles = held
     secret = _give_secret(client)
@@ -100,7 +102,7 @@ def _give_secret(client: Client) -> str | None:
     return secret
 
 
-class ClientChanges(TypedDict, total=False):
+class ClientChanges(LogoutMetadata, total=False):
     """Metadata an update may change; a missing or None value keeps what the client has."""
 
     name: str | None
@@ -166,6 +168,7 @@ def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
         value = metadata.get(key)
         if value is not None:
             changes[key] = check(value)
+    changes.update(check_logout_metadata(metadata))
     return changes
 
 
@@ -262,6 +265,12 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
         )
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg
+    for prefix in ("backchannel", "frontchannel"):
+        uri = getattr(client, f"{prefix}_logout_uri")
+        if uri:
+            metadata[f"{prefix}_logout_uri"] = uri
+            required = bool(getattr(client, f"{prefix}_logout_session_required"))
+            metadata[f"{prefix}_logout_session_required"] = required
     return metadata
 
 

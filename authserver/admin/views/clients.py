@@ -185,6 +185,13 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "skip_consent": bool(form.skip_consent.data),
         "roles": form.roles.data or [],
         "is_resource_server": bool(form.is_resource_server.data),
+        # An empty field removes the URI.
+        "backchannel_logout_uri": (form.backchannel_logout_uri.data or "").strip(),
+        "backchannel_logout_session_required": bool(form.backchannel_logout_session_required.data),
+        "frontchannel_logout_uri": (form.frontchannel_logout_uri.data or "").strip(),
+        "frontchannel_logout_session_required": bool(
+            form.frontchannel_logout_session_required.data
+        ),
     }
 
 
@@ -201,6 +208,10 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "skip_consent": target.skip_consent,
         "roles": target.role_names,
         "is_resource_server": target.is_resource_server,
+        "backchannel_logout_uri": target.backchannel_logout_uri or "",
+        "backchannel_logout_session_required": target.backchannel_logout_session_required,
+        "frontchannel_logout_uri": target.frontchannel_logout_uri or "",
+        "frontchannel_logout_session_required": target.frontchannel_logout_session_required,
     }
 
 
