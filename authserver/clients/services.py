@@ -9,11 +9,12 @@ is never given, nor changed by, more than the actor holds.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from ..accounts.models import Role
 from ..accounts.services import get_user_by_sub
@@ -232,6 +233,24 @@ def list_clients() -> list[Client]:
 def get_client(client_id: str) -> Client | None:
     """The client with this client_id, active or not."""
     return db.session.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def client_ids_with_post_logout_redirect_uri(uri: str) -> list[str]:
+    """The active clients that registered exactly this post_logout_redirect_uri.
+
+    A LIKE on the JSON text narrows the rows in SQL (the URI as JSON encodes it, with
+    LIKE's wildcards escaped); the exact comparison is made on the decoded lists.
+    """
+    encoded = json.dumps(uri)
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    rows = db.session.execute(
+        select(Client.client_id, Client.post_logout_redirect_uris).where(
+            Client.is_active.is_(True),
+            cast(Client.post_logout_redirect_uris, Text).like(pattern, escape="\\"),
+        )
+    ).all()
+    return [row.client_id for row in rows if uri in (row.post_logout_redirect_uris or [])]
 
 
 def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any]:
