@@ -112,8 +112,13 @@ _LOGOUT_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
 }
 
 
-def check_logout_metadata(metadata: Any) -> dict[str, Any]:
-    """The given logout metadata, checked; a field whose capability is off is refused."""
+def check_logout_metadata(
+    metadata: Any, *, redirect_uris: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The given logout metadata, checked; a field whose capability is off is refused.
+
+    With `redirect_uris`, a frontchannel_logout_uri must share the origin of one of them.
+    """
     checked: dict[str, Any] = {}
     for key, (supported, check) in _LOGOUT_FIELDS.items():
         value = metadata.get(key)
@@ -122,7 +127,31 @@ def check_logout_metadata(metadata: Any) -> dict[str, Any]:
         if not supported and value not in ("", False):
             raise ClientError(f"{key} is not supported by this server")
         checked[key] = check(value)
+    if redirect_uris is not None:
+        check_frontchannel_origin(checked.get("frontchannel_logout_uri"), redirect_uris)
     return checked
+
+
+def check_frontchannel_origin(uri: str | None, redirect_uris: Iterable[str]) -> None:
+    """Front-Channel Logout 1.0 section 2: "The domain, port, and scheme of this URL MUST be
+    the same as that of a registered Redirection URI value"."""
+    if not uri:
+        return
+    origin = _origin_of(uri)
+    if not any(_origin_of(redirect) == origin for redirect in redirect_uris):
+        raise ClientError(
+            f"frontchannel_logout_uri {uri!r} must have the scheme, host and port of a "
+            "registered redirect URI"
+        )
+
+
+def _origin_of(uri: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def check_scope(scope: str) -> str:

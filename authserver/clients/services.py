@@ -30,6 +30,7 @@ from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
     LogoutMetadata,
+    check_frontchannel_origin,
     check_logout_metadata,
     check_redirect_uris,
     check_resources,
@@ -83,7 +84,7 @@ def create_client(
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
-        **check_logout_metadata(logout),
+        **check_logout_metadata(logout, redirect_uris=redirects),
     )
     client.roles = held
     secret = _give_secret(client)
@@ -170,6 +171,8 @@ def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
         if value is not None:
             changes[key] = check(value)
     changes.update(check_logout_metadata(metadata))
+    frontchannel = changes.get("frontchannel_logout_uri", client.frontchannel_logout_uri)
+    check_frontchannel_origin(frontchannel, redirects)
     return changes
 
 

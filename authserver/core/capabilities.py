@@ -94,7 +94,7 @@ ID_TOKEN_SIGNING_ALGS = SIGNING_ALGS
 # Client metadata naming them is accepted only while these are on; discovery advertises
 # `*_logout_supported` and `*_logout_session_supported` from them.
 BACKCHANNEL_LOGOUT = True
-FRONTCHANNEL_LOGOUT = False
+FRONTCHANNEL_LOGOUT = True
 # Back-Channel Logout 1.0 section 2.4: the one event a logout token carries.
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # Section 2.4 (and RFC 8725 section 3.11): the logout token's JWS `typ`.

@@ -36,7 +36,8 @@ from ..audit import record
 from ..clients.cache import OAuthClient, load_client
 from ..clients.services import client_ids_with_post_logout_redirect_uri
 from ..extensions import csrf, utcnow
-from ..sessions.services import current_user, end_session
+from ..sessions.services import current_session, current_user, end_session
+from .frontchannel import FRAME_WAIT_SECONDS, content_security_policy, frontchannel_logout_uris
 from .id_token_hint import (
     MAX_ID_TOKEN_LENGTH,
     IdTokenHint,
@@ -265,12 +266,26 @@ def signed_out() -> ResponseReturnValue:
 
 
 def _sign_out(req: LogoutRequest, user: User | None) -> ResponseReturnValue:
-    """End this browser's session, then continue to the relying party or our page."""
+    """End this browser's session, then continue to the relying party or our page.
+
+    Front-Channel Logout 1.0 section 4: when clients of the session registered a
+    `frontchannel_logout_uri`, a page framing each of them comes first and continues
+    to the same place.
+    """
     if user is not None:  # end_session commits the event with the revoked session
         record("signout", subject=user.sub, client_id=req.client.client_id if req.client else None)
+    frames = frontchannel_logout_uris(current_session())
     end_session()
     if user is not None:
         log.info(
             "signed out: sub=%s client_id=%s", user.sub, req.client.client_id if req.client else "-"
         )
-    return redirect(post_logout_location(req), 303 if request.method == "POST" else 302)
+    if not frames:
+        return redirect(post_logout_location(req), 303 if request.method == "POST" else 302)
+    page = render_template(
+        "logout/frontchannel.html",
+        frames=frames,
+        next_url=post_logout_location(req),
+        wait_seconds=FRAME_WAIT_SECONDS,
+    )
+    return page, 200, {"Content-Security-Policy": content_security_policy(frames)}

@@ -73,8 +73,8 @@ EXPECTED = {
     # OpenID Connect Back-Channel Logout 1.0 section 2.1, Front-Channel Logout 1.0 section 3.
     "backchannel_logout_supported": True,
     "backchannel_logout_session_supported": True,
-    "frontchannel_logout_supported": False,
-    "frontchannel_logout_session_supported": False,
+    "frontchannel_logout_supported": True,
+    "frontchannel_logout_session_supported": True,
 }
 
 

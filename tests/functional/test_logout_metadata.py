@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from authserver.clients.metadata import ClientError, check_logout_uri
 from authserver.clients.models import Client
-from authserver.core import capabilities
 from authserver.extensions import db
 from tests.factories import REDIRECT_URI, make_client, make_initial_access_token, make_user
 from tests.functional.test_admin_api import AdminTool, call, person_token
@@ -90,10 +89,14 @@ def test_dynamic_registration_takes_and_returns_the_back_channel_metadata(
         assert wrong_type.status_code == 400
 
 
-@pytest.mark.skipif(capabilities.FRONTCHANNEL_LOGOUT, reason="front-channel logout is on")
-def test_front_channel_metadata_is_refused_while_the_capability_is_off(app: Flask) -> None:
-    with pytest.raises(ClientError, match="not supported"):
-        make_client(frontchannel_logout_uri="https://rp.example.com/fcl")
+def test_a_front_channel_uri_must_share_the_origin_of_a_redirect_uri(app: Flask) -> None:
+    rp, _ = make_client(frontchannel_logout_uri="https://rp.example.com/fcl?x=1")
+    assert rp.frontchannel_logout_uri == "https://rp.example.com/fcl?x=1"
+
+    with pytest.raises(ClientError, match="registered redirect URI"):
+        make_client(frontchannel_logout_uri="https://rp.example.com:8443/fcl")
+    with pytest.raises(ClientError, match="registered redirect URI"):
+        make_client(frontchannel_logout_uri="https://other.example.com/fcl")
 
 
 def test_the_admin_api_sets_changes_and_removes_the_back_channel_uri(
