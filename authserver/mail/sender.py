@@ -10,6 +10,9 @@ MAX_ATTEMPTS it is marked failed. A claim runs out after LEASE, so the messages 
 sender that died are picked up by another. Delivery is at least once: a sender killed
 between handing a message over and marking it sent sends it again after the lease.
 
+The claims, the backoff and the thread are core/outbox.py's, shared with the
+back-channel logout outbox (oidc/backchannel.py).
+
 With `AUTHSERVER_MAIL_SENDER=thread` (the default) every serving process runs a daemon
 thread, started on its first request or first queued message, woken when a request that
 queued mail ends (right after the commit outside requests) and every POLL_SECONDS for

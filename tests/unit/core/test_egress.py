@@ -128,3 +128,18 @@ def test_production_refuses_private_addresses_unless_configured() -> None:
     assert Config.from_env(
         {}, {"env": "development", "secret_key": "s" * 40}
     ).outbound_private_allowed
+
+
+def test_https_certificates_are_verified(tmp_path: Any) -> None:
+    from tests.browser.servers import self_signed_certificate
+
+    certificate = self_signed_certificate(tmp_path)
+    server = make_server("127.0.0.1", 0, Response("ok"), threaded=True, ssl_context=certificate)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EgressError, match="CERTIFICATE_VERIFY_FAILED"):
+            post_form(f"https://127.0.0.1:{server.server_port}/", {}, timeout=2, allow_private=True)
+    finally:
+        server.shutdown()
+        thread.join(5)
