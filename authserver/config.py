@@ -73,6 +73,16 @@ class Config:
     mail_limit_ip: str = "50/hour;500/day"
     # Sent, failed and suppressed outbox rows older than this are purged by `cleanup`.
     mail_retention_days: int = 7
+    # Who delivers back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0):
+    # "thread" (a thread in each serving process) or "external" (only
+    # `authserver logout deliver --follow`, run as its own service).
+    backchannel_logout_sender: str = "thread"
+    # Seconds one back-channel logout POST may take (connect, send, answer) before it
+    # counts as failed and is retried later.
+    backchannel_logout_timeout: int = 5
+    # Production: let the server's own HTTP requests (back-channel logout) reach private,
+    # loopback and link-local addresses. Always allowed outside production.
+    allow_private_outbound: bool = False
     # Where SQLite, the generated secret and the mail outbox live.
     instance_path: str = ""
     # Lifetimes, in seconds.
@@ -145,6 +155,11 @@ class Config:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def outbound_private_allowed(self) -> bool:
+        """Whether our own HTTP requests may reach private and loopback addresses."""
+        return self.allow_private_outbound or not self.is_production
 
     @property
     def audience(self) -> str:
@@ -226,6 +241,8 @@ class Config:
             raise ConfigError(f"{PREFIX}MAIL_URL: expected an smtp:// or smtps:// URL")
         if self.mail_sender not in ("thread", "external"):
             raise ConfigError(f"{PREFIX}MAIL_SENDER: expected thread or external")
+        if self.backchannel_logout_sender not in ("thread", "external"):
+            raise ConfigError(f"{PREFIX}BACKCHANNEL_LOGOUT_SENDER: expected thread or external")
         self._check_subjects()
 
     def _check_subjects(self) -> None:
@@ -288,6 +305,7 @@ POSITIVE_SETTINGS = (
     "lockout_duration",
     "audit_retention_days",
     "mail_retention_days",
+    "backchannel_logout_timeout",
 )
 # Rate limits in the `limits` library's notation.
 LIMIT_SETTINGS = (

@@ -27,6 +27,9 @@ from .audit.models import AuditEvent
 from .extensions import db, utcnow
 from .mail.models import FAILED, SENT, SUPPRESSED, MailMessage
 from .oauth.models import AuthorizationCode, DeviceCode, Grant, RefreshToken, RevokedAccessToken
+from .oidc.models import FAILED as LOGOUT_FAILED
+from .oidc.models import SENT as LOGOUT_SENT
+from .oidc.models import BackchannelLogout
 from .sessions.models import LoginSession
 
 DEFAULT_GRACE = timedelta(days=1)
@@ -86,6 +89,15 @@ PURGES = (
     ),
     Purge("auth_failures", AuthFailure, lambda c: AuthFailure.created_at < c.auth_failures),
     Purge("audit_events", AuditEvent, lambda c: AuditEvent.created_at < c.audit_events),
+    # Logout tokens delivered or given up on; pending ones wait for the sender.
+    Purge(
+        "backchannel_logouts",
+        BackchannelLogout,
+        lambda c: and_(
+            BackchannelLogout.status.in_((LOGOUT_SENT, LOGOUT_FAILED)),
+            BackchannelLogout.created_at < c.expired,
+        ),
+    ),
     # Only messages that are done: pending ones wait for the sender, however old.
     Purge(
         "mail_outbox",

@@ -189,6 +189,7 @@ def app_factory(
     """
     from authserver.extensions import db
     from authserver.mail import stop_sender
+    from authserver.oidc.backchannel import stop_sender as stop_logout_sender
 
     made: list[Flask] = []
     rolled_back = request.node.get_closest_marker("commits") is None
@@ -206,6 +207,7 @@ def app_factory(
         # The app's mail sender thread stops first thing at teardown: before the fixtures
         # set up ahead of this app (an SMTP server, say) and before its engine is disposed.
         request.node.addfinalizer(functools.partial(stop_sender, app))
+        request.node.addfinalizer(functools.partial(stop_logout_sender, app))
         return app
 
     yield make

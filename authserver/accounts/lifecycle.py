@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from sqlalchemy import update
-
 from ..audit import Actor, record
-from ..extensions import db, utcnow
+from ..extensions import utcnow
 from ..mail import send_mail
 from ..mail.links import absolute_url
 from ..orgs.services import revoke_invitations_to
 from ..sessions.models import LoginSession
+from ..sessions.services import revoke_sessions
 from . import totp
 from .links import void_links_that_change_the_account
 from .models import User
@@ -110,10 +109,8 @@ def end_all_sessions_and_tokens(user: User, keep_session_id: str | None = None) 
     The grants are revoked by the receivers of `signals.signed_out_everywhere` (oauth:
     a grant's refresh and access tokens end with it). The caller commits.
     """
-    sessions = update(LoginSession).where(
-        LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)
-    )
-    if keep_session_id is not None:
-        sessions = sessions.where(LoginSession.id != keep_session_id)
-    db.session.execute(sessions.values(revoked_at=utcnow()))
+    if keep_session_id is None:
+        revoke_sessions(LoginSession.user_id == user.id)
+    else:
+        revoke_sessions(LoginSession.user_id == user.id, LoginSession.id != keep_session_id)
     signed_out_everywhere.send(user)

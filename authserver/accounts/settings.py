@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 
 from ..audit import Actor, record
 from ..extensions import db, utcnow
 from ..sessions.models import LoginSession
+from ..sessions.services import revoke_sessions
 from . import links
 from .email_change import request_email_change
 from .lifecycle import set_password
@@ -196,24 +197,14 @@ def find_session(user: User, reference: str) -> LoginSession | None:
 
 def revoke_session(login_session: LoginSession) -> None:
     """Sign one session out."""
-    if login_session.revoked_at is None:
-        login_session.revoked_at = utcnow()
+    if revoke_sessions(LoginSession.id == login_session.id):
         record("session.revoked", subject=login_session.user.sub, details={"sessions": 1})
 
 
 def revoke_other_sessions(user: User, keep_session_id: str) -> None:
     """Sign out every session of the person but this one; tokens stay valid."""
-    ended = db.session.execute(
-        update(LoginSession)
-        .where(
-            LoginSession.user_id == user.id,
-            LoginSession.id != keep_session_id,
-            LoginSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow())
-    )
-    count = ended.rowcount  # type: ignore[attr-defined]
-    record("session.revoked", subject=user.sub, details={"sessions": count})
+    ended = revoke_sessions(LoginSession.user_id == user.id, LoginSession.id != keep_session_id)
+    record("session.revoked", subject=user.sub, details={"sessions": len(ended)})
 
 
 def describe_device(user_agent: str | None) -> str:

@@ -123,6 +123,11 @@ class ClientForm(FlaskForm):
         validators=[Optional(), NumberRange(min=0, max=MAX_REFRESH_TOKEN_GRACE_PERIOD)],
         default=0,
     )
+    # OpenID Connect Back-Channel and Front-Channel Logout 1.0 section 2.
+    backchannel_logout_uri = StringField("Back-channel logout URI", [Length(max=2000)])
+    backchannel_logout_session_required = BooleanField("Back-channel logout needs sid")
+    frontchannel_logout_uri = StringField("Front-channel logout URI", [Length(max=2000)])
+    frontchannel_logout_session_required = BooleanField("Front-channel logout needs iss and sid")
     # What the client's own tokens may do at the admin API, like a person's roles.
     roles = SelectMultipleField("Roles", choices=[], validate_choice=True)
     # OIDC Core section 8; "" keeps the client's type (a new client: the server default).

@@ -20,6 +20,7 @@ from .cleanup import cleanup_command
 from .clients import clients_cli
 from .first_run import print_first_run_hint, setup_hint_command
 from .keys import keys_cli
+from .logout import logout_cli
 from .mail import mail_cli
 from .roles import roles_cli
 from .users import users_cli
@@ -34,6 +35,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(cleanup_command)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(logout_cli)
     app.cli.add_command(setup_hint_command)
 
 

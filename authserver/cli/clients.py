@@ -93,6 +93,22 @@ GRACE_PERIOD_HELP = (
     default=None,
     help="https URL of a JSON array of its redirect URIs; its host is the pairwise sector.",
 )
+@click.option(
+    "--backchannel-logout-uri",
+    default=None,
+    help="Where logout tokens are POSTed (OpenID Connect Back-Channel Logout 1.0).",
+)
+@click.option("--backchannel-logout-session-required", is_flag=True, help="The client needs sid.")
+@click.option(
+    "--frontchannel-logout-uri",
+    default=None,
+    help="Loaded in an iframe on sign-out (OpenID Connect Front-Channel Logout 1.0).",
+)
+@click.option(
+    "--frontchannel-logout-session-required",
+    is_flag=True,
+    help="Add iss and sid to the front-channel logout URI.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def create_client_command(
     name: str,
@@ -111,6 +127,10 @@ def create_client_command(
     grace_period: int,
     subject_type: str | None,
     sector_identifier_uri: str | None,
+    backchannel_logout_uri: str | None,
+    backchannel_logout_session_required: bool,
+    frontchannel_logout_uri: str | None,
+    frontchannel_logout_session_required: bool,
     as_json: bool,
 ) -> None:
     """Register a client; a confidential client's secret is shown only this once."""
@@ -134,6 +154,10 @@ def create_client_command(
             refresh_token_grace_period_seconds=grace_period,
             subject_type=subject_type,
             sector_identifier_uri=sector_identifier_uri,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
+            frontchannel_logout_uri=frontchannel_logout_uri,
+            frontchannel_logout_session_required=frontchannel_logout_session_required,
         )
     except AdminError as exc:
         fail(str(exc))
@@ -240,13 +264,19 @@ def show_client_command(client_id: str, as_json: bool) -> None:
 @click.option(
     "--refresh-token-grace-period", "grace_period", type=int, default=None, help=GRACE_PERIOD_HELP
 )
+@click.option("--backchannel-logout-uri", default=None, help='"" removes it.')
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    default=None,
+)
+@click.option("--frontchannel-logout-uri", default=None, help='"" removes it.')
+@click.option(
+    "--frontchannel-logout-session-required/--no-frontchannel-logout-session-required",
+    default=None,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def update_client_command(
-    client_id: str,
-    subject_type: str | None,
-    sector_identifier_uri: str | None,
-    grace_period: int | None,
-    as_json: bool,
+    client_id: str, grace_period: int | None, as_json: bool, **changes: Any
 ) -> None:
     """Change a client's metadata; options left out keep their value.
 
@@ -255,11 +285,7 @@ def update_client_command(
     client = find_client(client_id)
     try:
         update_client(
-            client,
-            actor=cli_actor(),
-            subject_type=subject_type,
-            sector_identifier_uri=sector_identifier_uri,
-            refresh_token_grace_period_seconds=grace_period,
+            client, actor=cli_actor(), refresh_token_grace_period_seconds=grace_period, **changes
         )
     except AdminError as exc:
         fail(str(exc))

@@ -58,6 +58,11 @@ class OAuthClient:
     # OIDC Core section 8: "public" or "pairwise", and the sector_identifier_uri, if any.
     subject_type: str = "public"
     sector_identifier_uri: str | None = None
+    # OpenID Connect Back-Channel and Front-Channel Logout 1.0 (section 2 of each).
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    frontchannel_logout_uri: str | None = None
+    frontchannel_logout_session_required: bool = False
 
     @classmethod
     def from_model(cls, client: Client) -> OAuthClient:
@@ -83,6 +88,10 @@ class OAuthClient:
             refresh_token_grace_period_seconds=client.refresh_token_grace_period_seconds or 0,
             subject_type=client.subject_type,
             sector_identifier_uri=client.sector_identifier_uri,
+            backchannel_logout_uri=client.backchannel_logout_uri or None,
+            backchannel_logout_session_required=bool(client.backchannel_logout_session_required),
+            frontchannel_logout_uri=client.frontchannel_logout_uri or None,
+            frontchannel_logout_session_required=bool(client.frontchannel_logout_session_required),
         )
 
     def issued_too_early(self, iat: Any) -> bool:

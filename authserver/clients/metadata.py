@@ -8,8 +8,11 @@ RFC 7591 names the metadata; these rules decide which values a client may regist
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypedDict
 from urllib.parse import SplitResult, urlsplit
+
+from ..core import capabilities
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # RFC 6749 section 3.3: scope-token = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E
@@ -59,6 +62,102 @@ def _check_redirect_uri(uri: str, label: str) -> None:
             f"{label} {uri!r}: the scheme must be https, http on loopback, or a private-use "
             "scheme in reverse domain name form such as com.example.app (RFC 8252 section 7.1)"
         )
+
+
+def check_logout_uri(uri: str | None, label: str) -> str | None:
+    """Back-Channel Logout 1.0 section 2.2 / Front-Channel Logout 1.0 section 2: where a
+    client is told of a sign-out; None or "" for none.
+
+    An absolute https URL without a fragment (plain http only on a loopback host, as for
+    redirect URIs), which may carry a port, a path and a query.
+    """
+    if uri is None or uri == "":
+        return None
+    parts = _split_absolute(uri, label)
+    if parts.fragment or "#" in uri:
+        raise ClientError(f"{label} {uri!r} must not contain a fragment")
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not parts.hostname:
+        raise ClientError(f"{label} {uri!r} must be an https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ClientError(f"{label} {uri!r} must not contain user information")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on an invalid port
+    except ValueError:
+        raise ClientError(f"{label} {uri!r} has an invalid port") from None
+    if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ClientError(
+            f"{label} {uri!r} must use https; plain http is allowed only on a loopback "
+            "host (127.0.0.1, [::1], localhost)"
+        )
+    return uri
+
+
+class LogoutMetadata(TypedDict, total=False):
+    """OpenID Connect Back-Channel and Front-Channel Logout 1.0 client metadata (section 2
+    of each); a missing or None value keeps what the client has, "" removes a URI."""
+
+    backchannel_logout_uri: str | None
+    backchannel_logout_session_required: bool | None
+    frontchannel_logout_uri: str | None
+    frontchannel_logout_session_required: bool | None
+
+
+# Each logout metadata field, the capability without which it is refused, and its check.
+_LOGOUT_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
+    "backchannel_logout_uri": (
+        capabilities.BACKCHANNEL_LOGOUT,
+        lambda uri: check_logout_uri(uri, "backchannel_logout_uri"),
+    ),
+    "backchannel_logout_session_required": (capabilities.BACKCHANNEL_LOGOUT, bool),
+    "frontchannel_logout_uri": (
+        capabilities.FRONTCHANNEL_LOGOUT,
+        lambda uri: check_logout_uri(uri, "frontchannel_logout_uri"),
+    ),
+    "frontchannel_logout_session_required": (capabilities.FRONTCHANNEL_LOGOUT, bool),
+}
+
+
+def check_logout_metadata(
+    metadata: Any, *, redirect_uris: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The given logout metadata, checked; a field whose capability is off is refused.
+
+    With `redirect_uris`, a frontchannel_logout_uri must share the origin of one of them.
+    """
+    checked: dict[str, Any] = {}
+    for key, (supported, check) in _LOGOUT_FIELDS.items():
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if not supported and value not in ("", False):
+            raise ClientError(f"{key} is not supported by this server")
+        checked[key] = check(value)
+    if redirect_uris is not None:
+        check_frontchannel_origin(checked.get("frontchannel_logout_uri"), redirect_uris)
+    return checked
+
+
+def check_frontchannel_origin(uri: str | None, redirect_uris: Iterable[str]) -> None:
+    """Front-Channel Logout 1.0 section 2: "The domain, port, and scheme of this URL MUST be
+    the same as that of a registered Redirection URI value"."""
+    if not uri:
+        return
+    origin = _origin_of(uri)
+    if not any(_origin_of(redirect) == origin for redirect in redirect_uris):
+        raise ClientError(
+            f"frontchannel_logout_uri {uri!r} must have the scheme, host and port of a "
+            "registered redirect URI"
+        )
+
+
+def _origin_of(uri: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def check_scope(scope: str) -> str:
@@ -156,3 +255,72 @@ def unique(values: Iterable[str]) -> list[str]:
         if value not in seen:
             seen.append(value)
     return seen
+
+
+def check_name(name: str) -> str:
+    """RFC 7591 section 2 client_name: given, at most 200 characters."""
+    name = (name or "").strip()
+    if not name:
+        raise ClientError("client_name must not be empty")
+    if len(name) > 200:
+        raise ClientError("client_name must be at most 200 characters")
+    return name
+
+
+def check_flows(
+    grant_types: Iterable[str], auth_method: str, redirect_uris: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """The grant types (allowed with this authentication method) and the redirect URIs,
+    at least one of which the authorization_code grant needs."""
+    grants = check_grant_types(grant_types)
+    check_auth_method(auth_method, grants)
+    redirects = check_redirect_uris(redirect_uris, "redirect_uri")
+    if "authorization_code" in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    return grants, redirects
+
+
+def check_grant_types(grant_types: Iterable[str]) -> list[str]:
+    """RFC 7591 section 2: grant types this server offers, each once, at least one."""
+    grants = unique(grant_types)
+    if not grants:
+        raise ClientError("at least one grant_type is required")
+    for grant in grants:
+        if grant not in capabilities.GRANT_TYPES:
+            raise ClientError(
+                f"unsupported grant_type {grant!r}; "
+                f"expected one of {', '.join(capabilities.GRANT_TYPES)}"
+            )
+    return grants
+
+
+def check_auth_method(method: str, grants: list[str]) -> str:
+    """RFC 7591 section 2: a public client ("none") cannot use client_credentials."""
+    if method not in capabilities.CLIENT_AUTH_METHODS:
+        raise ClientError(
+            f"unsupported token_endpoint_auth_method {method!r}; "
+            f"expected one of {', '.join(capabilities.CLIENT_AUTH_METHODS)}"
+        )
+    for grant in grants:
+        if method not in capabilities.auth_methods_for_grant(grant):
+            raise ClientError(
+                f"a public client (token_endpoint_auth_method {method}) cannot use {grant}"
+            )
+    return method
+
+
+def check_id_token_alg(alg: str | None) -> str | None:
+    """OpenID Connect Registration section 2: id_token_signed_response_alg, never none."""
+    if alg is None or alg == "":
+        return None
+    if alg not in capabilities.ID_TOKEN_SIGNING_ALGS:
+        raise ClientError(
+            f"unsupported id_token_signed_response_alg {alg!r}; "
+            f"expected one of {', '.join(capabilities.ID_TOKEN_SIGNING_ALGS)}"
+        )
+    return alg
+
+
+def check_post_logout_redirect_uris(uris: Iterable[str]) -> list[str]:
+    """RP-Initiated Logout 1.0 section 3.1: checked like redirect URIs."""
+    return check_redirect_uris(uris, "post_logout_redirect_uri")

@@ -41,6 +41,14 @@ class Client(db.Model):  # type: ignore[name-defined]
     # Put the claims of the granted scopes (profile, email) in the id_token too, not only
     # at userinfo (OIDC Core 5.4), for apps that read only the id_token (oidc/claims.py).
     claims_in_id_token: Mapped[bool] = mapped_column(Boolean, default=False)
+    # OpenID Connect Back-Channel Logout 1.0 section 2.2: where logout tokens are POSTed,
+    # and whether the client needs `sid` in them.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # OpenID Connect Front-Channel Logout 1.0 section 2: loaded in an iframe on sign-out,
+    # with `iss` and `sid` in its query when the client requires them.
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    frontchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 resource indicators this client may ask for as the token audience.
     resources: Mapped[list[str]] = mapped_column(JSON, default=list)
     # OIDC Core section 8: the `sub` this client receives, "public" or "pairwise", and the

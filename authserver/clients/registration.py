@@ -155,6 +155,10 @@ def update_client(client_id: str, registration_token: str | None, metadata: Any)
             # Omitted: the type stays (a new type would change every `sub` the client knows).
             subject_type=requested["subject_type"],
             sector_identifier_uri=requested["sector_identifier_uri"] or "",
+            backchannel_logout_uri=requested["backchannel_logout_uri"],
+            backchannel_logout_session_required=requested["backchannel_logout_session_required"],
+            frontchannel_logout_uri=requested["frontchannel_logout_uri"],
+            frontchannel_logout_session_required=requested["frontchannel_logout_session_required"],
         )
     except (ClientError, PrivilegeError) as exc:
         raise metadata_error(exc) from None
@@ -256,6 +260,16 @@ def requested_metadata(metadata: Any) -> dict[str, Any]:
         # OIDC Registration 1.0 section 2; the server's default type when omitted.
         "subject_type": _string(metadata, "subject_type", None),
         "sector_identifier_uri": _string(metadata, "sector_identifier_uri", None),
+        # Back-Channel / Front-Channel Logout 1.0 section 2: absent means none (RFC 7592
+        # section 2.2 replaces every value).
+        "backchannel_logout_uri": _string(metadata, "backchannel_logout_uri", "") or "",
+        "backchannel_logout_session_required": _boolean(
+            metadata, "backchannel_logout_session_required"
+        ),
+        "frontchannel_logout_uri": _string(metadata, "frontchannel_logout_uri", "") or "",
+        "frontchannel_logout_session_required": _boolean(
+            metadata, "frontchannel_logout_session_required"
+        ),
     }
 
 
@@ -293,6 +307,14 @@ def _strings(metadata: dict[str, Any], name: str, default: list[str]) -> list[st
         raise RegistrationError(
             400, "invalid_client_metadata", f"{name} must be an array of strings"
         )
+    return value
+
+
+def _boolean(metadata: dict[str, Any], name: str) -> bool:
+    """A boolean member; absent is false (the default of every boolean we register)."""
+    value = metadata.get(name, False)
+    if not isinstance(value, bool):
+        raise RegistrationError(400, "invalid_client_metadata", f"{name} must be a boolean")
     return value
 
 

@@ -9,11 +9,12 @@ is never given, nor changed by, more than the actor holds.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from ..accounts.models import Role
 from ..accounts.services import get_user_by_sub
@@ -28,12 +29,17 @@ from ..roles.services import RoleError, find_roles
 from .cache import invalidate_on_commit
 from .metadata import (
     ClientError,
-    check_redirect_uris,
+    LogoutMetadata,
+    check_flows,
+    check_frontchannel_origin,
+    check_id_token_alg,
+    check_logout_metadata,
+    check_name,
+    check_post_logout_redirect_uris,
     check_refresh_token_grace_period,
     check_resources,
     check_scope,
     check_web_origins,
-    unique,
 )
 from .models import Client
 from .sector import check_subject
@@ -56,45 +62,64 @@ def create_client(
     id_token_signed_response_alg: str | None = None,
     roles: Iterable[str] = (),
     is_resource_server: bool = False,
-    claims_in_id_token: bool = False,
-    refresh_token_grace_period_seconds: int = 0,
-    subject_type: str | None = None,
-    sector_identifier_uri: str | None = None,
+    **options: Unpack[ClientOptions],
 ) -> tuple[Client, str | None]:
     """Validate the metadata and register a client; returns it and its secret (None if public).
 
     Its roles, first-party status and own-token scopes lie within the actor (roles.ceiling).
     """
-    grants, redirects = _check_flows(grant_types, token_endpoint_auth_method, redirect_uris)
-    grace = check_refresh_token_grace_period(refresh_token_grace_period_seconds)
+    grants, redirects = check_flows(grant_types, token_endpoint_auth_method, redirect_uris)
+    checked_options = _check_options(options, redirects)
     checked_scope = check_scope(scope)
     held = _check_roles(roles)
     require_may_hold(actor, held, bool(skip_consent), grants, checked_scope)
     client = Client(
         client_id=new_client_id(),
-        name=_check_name(name),
+        name=check_name(name),
         redirect_uris=redirects,
-        post_logout_redirect_uris=_check_post_logout_redirect_uris(post_logout_redirect_uris),
+        post_logout_redirect_uris=check_post_logout_redirect_uris(post_logout_redirect_uris),
         grant_types=grants,
         response_types=capabilities.response_types_for(grants),
         scope=checked_scope,
         token_endpoint_auth_method=token_endpoint_auth_method,
-        id_token_signed_response_alg=_check_id_token_alg(id_token_signed_response_alg),
+        id_token_signed_response_alg=check_id_token_alg(id_token_signed_response_alg),
         resources=check_resources(resources),
         web_origins=check_web_origins(web_origins),
         skip_consent=bool(skip_consent),
         is_resource_server=bool(is_resource_server),
-        claims_in_id_token=bool(claims_in_id_token),
-        refresh_token_grace_period_seconds=grace,
+        **checked_options,
     )
     # Last: it may fetch the sector_identifier_uri, once everything local is known good.
     client.subject_type, client.sector_identifier_uri = check_subject(
-        subject_type, sector_identifier_uri, redirects
+        options.get("subject_type"), options.get("sector_identifier_uri"), redirects
     )
     client.roles = held
     secret = _give_secret(client)
     _add_new(client)
     return client, secret
+
+
+class ClientOptions(LogoutMetadata, total=False):
+    """How the server treats a client beyond RFC 7591's core metadata; absent: the default."""
+
+    # The claims of the granted scopes go in the id_token too (oidc/claims.py).
+    claims_in_id_token: bool
+    # oauth/grants/refresh_token.py: a rotated refresh token's grace, 0 for none.
+    refresh_token_grace_period_seconds: int
+    # OIDC Core section 8 (clients/sector.py); None: the server's default type.
+    subject_type: str | None
+    sector_identifier_uri: str | None
+
+
+def _check_options(options: ClientOptions, redirects: list[str]) -> dict[str, Any]:
+    """The new client's options as column values, each checked (the subject apart: it may
+    fetch, so `create_client` checks it last)."""
+    grace = options.get("refresh_token_grace_period_seconds") or 0
+    return {
+        "claims_in_id_token": bool(options.get("claims_in_id_token")),
+        "refresh_token_grace_period_seconds": check_refresh_token_grace_period(grace),
+        **check_logout_metadata(options, redirect_uris=redirects),
+    }
 
 
 def _add_new(client: Client) -> None:
@@ -114,7 +139,7 @@ def _give_secret(client: Client) -> str | None:
     return secret
 
 
-class ClientChanges(TypedDict, total=False):
+class ClientChanges(LogoutMetadata, total=False):
     """Metadata an update may change; a missing or None value keeps what the client has."""
 
     name: str | None
@@ -168,7 +193,7 @@ def update_client(
 def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
     """The new values of the given fields, and of those that depend on them, checked."""
     grant_types, redirect_uris = metadata.get("grant_types"), metadata.get("redirect_uris")
-    grants, redirects = _check_flows(
+    grants, redirects = check_flows(
         grant_types if grant_types is not None else client.grant_types,
         client.token_endpoint_auth_method,
         redirect_uris if redirect_uris is not None else client.redirect_uris,
@@ -186,6 +211,9 @@ def _checked_changes(client: Client, metadata: ClientChanges) -> dict[str, Any]:
         if value is not None:
             changes[key] = check(value)
     changes.update(_subject_changes(client, metadata, redirects))
+    changes.update(check_logout_metadata(metadata))
+    frontchannel = changes.get("frontchannel_logout_uri", client.frontchannel_logout_uri)
+    check_frontchannel_origin(frontchannel, redirects)
     return changes
 
 
@@ -267,6 +295,24 @@ def get_client(client_id: str) -> Client | None:
     return db.session.scalar(select(Client).where(Client.client_id == client_id))
 
 
+def client_ids_with_post_logout_redirect_uri(uri: str) -> list[str]:
+    """The active clients that registered exactly this post_logout_redirect_uri.
+
+    A LIKE on the JSON text narrows the rows in SQL (the URI as JSON encodes it, with
+    LIKE's wildcards escaped); the exact comparison is made on the decoded lists.
+    """
+    encoded = json.dumps(uri)
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    rows = db.session.execute(
+        select(Client.client_id, Client.post_logout_redirect_uris).where(
+            Client.is_active.is_(True),
+            cast(Client.post_logout_redirect_uris, Text).like(pattern, escape="\\"),
+        )
+    ).all()
+    return [row.client_id for row in rows if uri in (row.post_logout_redirect_uris or [])]
+
+
 def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any]:
     """The one serializer of a client: RFC 7591 section 3.2.1 metadata, never a secret.
 
@@ -306,6 +352,12 @@ def client_metadata(client: Client, *, management: bool = True) -> dict[str, Any
         metadata["sector_identifier_uri"] = client.sector_identifier_uri
     if client.id_token_signed_response_alg:
         metadata["id_token_signed_response_alg"] = client.id_token_signed_response_alg
+    for prefix in ("backchannel", "frontchannel"):
+        uri = getattr(client, f"{prefix}_logout_uri")
+        if uri:
+            metadata[f"{prefix}_logout_uri"] = uri
+            required = bool(getattr(client, f"{prefix}_logout_session_required"))
+            metadata[f"{prefix}_logout_session_required"] = required
     return metadata
 
 
@@ -329,80 +381,14 @@ def _audit(event: str, actor: Actor, client: Client, details: dict[str, Any]) ->
     )
 
 
-def _check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ClientError("client_name must not be empty")
-    if len(name) > 200:
-        raise ClientError("client_name must be at most 200 characters")
-    return name
-
-
-def _check_flows(
-    grant_types: Iterable[str], auth_method: str, redirect_uris: Iterable[str]
-) -> tuple[list[str], list[str]]:
-    """The grant types (allowed with this authentication method) and the redirect URIs,
-    at least one of which the authorization_code grant needs."""
-    grants = _check_grant_types(grant_types)
-    _check_auth_method(auth_method, grants)
-    redirects = check_redirect_uris(redirect_uris, "redirect_uri")
-    if "authorization_code" in grants and not redirects:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
-    return grants, redirects
-
-
-def _check_grant_types(grant_types: Iterable[str]) -> list[str]:
-    grants = unique(grant_types)
-    if not grants:
-        raise ClientError("at least one grant_type is required")
-    for grant in grants:
-        if grant not in capabilities.GRANT_TYPES:
-            raise ClientError(
-                f"unsupported grant_type {grant!r}; "
-                f"expected one of {', '.join(capabilities.GRANT_TYPES)}"
-            )
-    return grants
-
-
-def _check_auth_method(method: str, grants: list[str]) -> str:
-    """RFC 7591 section 2: a public client ("none") cannot use client_credentials."""
-    if method not in capabilities.CLIENT_AUTH_METHODS:
-        raise ClientError(
-            f"unsupported token_endpoint_auth_method {method!r}; "
-            f"expected one of {', '.join(capabilities.CLIENT_AUTH_METHODS)}"
-        )
-    for grant in grants:
-        if method not in capabilities.auth_methods_for_grant(grant):
-            raise ClientError(
-                f"a public client (token_endpoint_auth_method {method}) cannot use {grant}"
-            )
-    return method
-
-
-def _check_id_token_alg(alg: str | None) -> str | None:
-    """OpenID Connect Registration section 2: id_token_signed_response_alg, never none."""
-    if alg is None or alg == "":
-        return None
-    if alg not in capabilities.ID_TOKEN_SIGNING_ALGS:
-        raise ClientError(
-            f"unsupported id_token_signed_response_alg {alg!r}; "
-            f"expected one of {', '.join(capabilities.ID_TOKEN_SIGNING_ALGS)}"
-        )
-    return alg
-
-
-def _check_post_logout_redirect_uris(uris: Iterable[str]) -> list[str]:
-    return check_redirect_uris(uris, "post_logout_redirect_uri")
-
-
 # The checks of the fields an update changes only when given, in the order applied.
 _OPTIONAL_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": _check_name,
-    "post_logout_redirect_uris": _check_post_logout_redirect_uris,
+    "name": check_name,
+    "post_logout_redirect_uris": check_post_logout_redirect_uris,
     "web_origins": check_web_origins,
     "resources": check_resources,
     "is_resource_server": bool,
     "claims_in_id_token": bool,
     "refresh_token_grace_period_seconds": check_refresh_token_grace_period,
-    "id_token_signed_response_alg": _check_id_token_alg,
+    "id_token_signed_response_alg": check_id_token_alg,
 }

@@ -100,6 +100,18 @@ SUBJECT_TYPES = (PUBLIC_SUBJECT, PAIRWISE_SUBJECT)
 SIGNING_ALGS = ("RS256", "ES256")
 ID_TOKEN_SIGNING_ALGS = SIGNING_ALGS
 
+# OpenID Connect Back-Channel Logout 1.0 (logout tokens POSTed to each client's
+# `backchannel_logout_uri`, with `sid`) and Front-Channel Logout 1.0 (an iframe per
+# client's `frontchannel_logout_uri` on the signed-out page, with `iss` and `sid`).
+# Client metadata naming them is accepted only while these are on; discovery advertises
+# `*_logout_supported` and `*_logout_session_supported` from them.
+BACKCHANNEL_LOGOUT = True
+FRONTCHANNEL_LOGOUT = True
+# Back-Channel Logout 1.0 section 2.4: the one event a logout token carries.
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# Section 2.4 (and RFC 8725 section 3.11): the logout token's JWS `typ`.
+LOGOUT_TOKEN_TYPE = "logout+jwt"
+
 
 class RateLimit(Enum):
     """How requests to an endpoint are counted (security/ratelimit.py applies it)."""

@@ -10,6 +10,9 @@ MAX_ATTEMPTS it is marked failed. A claim runs out after LEASE, so the messages 
 sender that died are picked up by another. Delivery is at least once: a sender killed
 between handing a message over and marking it sent sends it again after the lease.
 
+The claims, the backoff and the thread are core/outbox.py's, shared with the
+back-channel logout outbox (oidc/backchannel.py).
+
 With `AUTHSERVER_MAIL_SENDER=thread` (the default) every serving process runs a daemon
 thread, started on its first request or first queued message, woken when a request that
 queued mail ends (right after the commit outside requests) and every POLL_SECONDS for
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_bytes
@@ -31,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, has_app_context, has_request_context
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from ..core import outbox
 from ..extensions import db, precise_utcnow, utcnow
 from .backends import MailError, deliver_smtp, parse_mail_url, write_outbox
 from .messages import first_link
@@ -69,7 +72,7 @@ class Delivery:
 
 def retry_delay(attempts: int) -> timedelta:
     """The wait after the `attempts`-th failed attempt: doubling from FIRST_RETRY, capped."""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
+    return outbox.retry_delay(attempts, FIRST_RETRY, MAX_RETRY)
 
 
 def deliver_due(halt: threading.Event | None = None) -> Delivery:
@@ -98,36 +101,7 @@ def deliver_due(halt: threading.Event | None = None) -> Delivery:
 
 def claim(session: Session, limit: int) -> tuple[list[int], Any]:
     """Take up to `limit` due messages for LEASE; (their ids, the lease that marks them ours)."""
-    now = precise_utcnow()
-    claimable = (
-        MailMessage.status == PENDING,
-        MailMessage.next_attempt_at <= now,
-        or_(MailMessage.locked_until.is_(None), MailMessage.locked_until <= now),
-    )
-    # SKIP LOCKED (PostgreSQL; SQLite has no row locks and ignores it): rows another sender
-    # is claiming right now are left to it instead of waited for.
-    candidates = list(
-        session.scalars(
-            select(MailMessage.id)
-            .where(*claimable)
-            .order_by(MailMessage.next_attempt_at, MailMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not candidates:
-        session.rollback()
-        return [], None
-    lease = now + LEASE
-    claimed = session.scalars(
-        update(MailMessage)
-        .where(MailMessage.id.in_(candidates), *claimable)
-        .values(locked_until=lease, attempts=MailMessage.attempts + 1)
-        .returning(MailMessage.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.commit()
-    return sorted(claimed), lease
+    return outbox.claim(session, MailMessage, limit, LEASE)
 
 
 def deliver_one(session: Session, message_id: int, lease: Any) -> str:
@@ -164,13 +138,7 @@ def _finish(session: Session, message_id: int, lease: Any, attempts: int, error:
     else:
         retry_at = precise_utcnow() + retry_delay(attempts)
         status, values = PENDING, {"next_attempt_at": retry_at, "reason": error[:_MAX_REASON]}
-    session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == message_id, MailMessage.locked_until == lease)
-        .values(status=status, locked_until=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+    outbox.finish(session, MailMessage, message_id, lease, status, values)
     return status
 
 
@@ -219,77 +187,19 @@ def status_counts() -> dict[str, Any]:
 # The thread of a serving process
 
 
-class Sender:
-    """One app's delivery thread: started lazily, woken by nudges, stopped with the app.
-
-    It holds its app weakly and stops when the app's engine is disposed, so a thread
-    never outlives its app or uses a disposed engine; `close()` stops it for good.
-    """
+class Sender(outbox.Worker):
+    """One app's delivery thread (core.outbox.Worker running `deliver_due`)."""
 
     def __init__(self, app: Flask) -> None:
-        self._app = weakref.ref(app)
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def ensure_started(self) -> None:
-        """Start the thread unless it runs (cheap enough for every request)."""
-        thread = self._thread
-        if thread is not None and thread.is_alive() and not self._halt.is_set():
-            return
-        with self._lock:
-            thread = self._thread
-            if self._closed:
-                return
-            if thread is not None and thread.is_alive() and not self._halt.is_set():
-                return
-            # None yet, or it died, or it was halted (it ends after its current message;
-            # claims keep the two from sending anything twice).
-            self._halt = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._halt,), name="authserver-mail-sender", daemon=True
-            )
-            self._thread.start()
-
-    def nudge(self) -> None:
-        """Deliver soon: mail was just committed."""
-        self.ensure_started()
-        self._wake.set()
-
-    def halt(self) -> None:
-        """Ask the running thread to end after its current message (a later nudge restarts)."""
-        self._halt.set()
-        self._wake.set()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the thread for good and wait for it (tests stop every app they made)."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        self.halt()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _run(self, halt: threading.Event) -> None:
-        """The loop: deliver what is due, then sleep until nudged or POLL_SECONDS pass.
-
-        Never raises: an exception escaping a thread would only be printed, and the
-        mail would stop until the process restarts.
-        """
-        while not halt.is_set():
-            self._wake.clear()
-            app = self._app()
-            if app is None:
-                return
-            try:
-                with app.app_context():
-                    deliver_due(halt)
-            except Exception:
-                log.exception("the mail sender failed; it tries again in %.0f s", POLL_SECONDS)
-            del app
-            self._wake.wait(POLL_SECONDS)
+        super().__init__(
+            app,
+            # Looked up at each run, not bound once: tests replace deliver_due.
+            lambda halt: deliver_due(halt),
+            name="authserver-mail-sender",
+            label="mail sender",
+            poll_seconds=POLL_SECONDS,
+            log=log,
+        )
 
 
 def init_app(app: Flask) -> None:

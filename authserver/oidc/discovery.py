@@ -36,6 +36,7 @@ CLAIMS_SUPPORTED = [
     "acr",
     "amr",
     "at_hash",
+    "sid",
     "name",
     "email",
     "email_verified",
@@ -83,7 +84,18 @@ def metadata(config: Config) -> dict[str, Any]:
             "ui_locales_supported": ["en"],
         }
     )
+    document.update(logout_metadata())
     return document
+
+
+def logout_metadata() -> dict[str, bool]:
+    """Back-Channel Logout 1.0 section 2.1 and Front-Channel Logout 1.0 section 3."""
+    return {
+        "backchannel_logout_supported": capabilities.BACKCHANNEL_LOGOUT,
+        "backchannel_logout_session_supported": capabilities.BACKCHANNEL_LOGOUT,
+        "frontchannel_logout_supported": capabilities.FRONTCHANNEL_LOGOUT,
+        "frontchannel_logout_session_supported": capabilities.FRONTCHANNEL_LOGOUT,
+    }
 
 
 def endpoint_metadata(config: Config) -> dict[str, Any]:

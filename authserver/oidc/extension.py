@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..sessions.services import record_client, sid_of
 from .id_token import create_id_token
 
 
@@ -25,6 +26,9 @@ class OpenIDConnect:
         request = grant.request
         family = grant.family
         code = request.authorization_code if grant.GRANT_TYPE == "authorization_code" else None
+        if family.session_id and grant.GRANT_TYPE != "refresh_token":
+            # Back-Channel Logout 1.0 section 2.5: whom to tell when the session ends.
+            record_client(family.session_id, request.client.client_id)
         token["id_token"] = create_id_token(
             client=request.client,
             user=request.user,
@@ -36,4 +40,7 @@ class OpenIDConnect:
             access_token=token["access_token"],
             claims_request=family.claims,
             organization_id=family.organization_id,
+            # Back-Channel Logout 1.0 section 2.1 / Front-Channel Logout 1.0 section 3:
+            # the browser session the tokens were issued under (none for other grants).
+            sid=sid_of(family.session_id) if family.session_id else None,
         )

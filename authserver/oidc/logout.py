@@ -11,7 +11,11 @@ things happens:
 - not verified: the confirmation page, whose form (with a CSRF token) posts
   the same parameters back with `confirm`; that POST signs out and continues
   as above;
-- invalid: an error page, never a redirect (section 4).
+- invalid: an error page, never a redirect (section 4); a signed-in person may still
+  sign out there.
+
+Without an `id_token_hint` the client is named by `client_id`, or else by a
+`post_logout_redirect_uri` that exactly one client registered (`check_client`).
 
 Our own "Sign out" link is the same endpoint without parameters.
 """
@@ -31,8 +35,10 @@ from ..accounts.models import User
 from ..audit import record
 from ..clients.cache import OAuthClient, load_client
 from ..clients.redirect_uris import redirect_uri_allowed
+from ..clients.services import client_ids_with_post_logout_redirect_uri
 from ..extensions import csrf, utcnow
-from ..sessions.services import current_user, end_session
+from ..sessions.services import current_session, current_user, end_session
+from .frontchannel import FRAME_WAIT_SECONDS, content_security_policy, frontchannel_logout_uris
 from .id_token_hint import (
     MAX_ID_TOKEN_LENGTH,
     IdTokenHint,
@@ -113,7 +119,12 @@ def check_id_token_hint(req: LogoutRequest) -> None:
 
 
 def check_client(req: LogoutRequest) -> None:
-    """Section 2: the client is the hint's azp or aud, or client_id; when both, they agree."""
+    """Section 2: the client is the hint's azp or aud, or client_id; when both, they agree.
+
+    Without either, a post_logout_redirect_uri that exactly one client registered names
+    that client (section 3 asks only that the URI be registered; a relying party that
+    sends neither hint nor client_id is still identified, and the person confirms).
+    """
     client_id = req.params.get("client_id")
     if req.hint is not None:
         hinted = _hinted_client_id(req.hint, client_id)
@@ -121,10 +132,20 @@ def check_client(req: LogoutRequest) -> None:
             raise LogoutError("The sign-out link names a different app than its ID Token.")
         client_id = hinted
     if client_id is None:
+        client_id = _client_registering(req.params.get("post_logout_redirect_uri"))
+    if client_id is None:
         return
     req.client = load_client(client_id)
     if req.client is None:
         raise LogoutError("The app that sent you here is not registered with this server.")
+
+
+def _client_registering(uri: str | None) -> str | None:
+    """The one active client that registered this post_logout_redirect_uri, if exactly one."""
+    if uri is None:
+        return None
+    client_ids = client_ids_with_post_logout_redirect_uri(uri)
+    return client_ids[0] if len(client_ids) == 1 else None
 
 
 def _hinted_client_id(hint: IdTokenHint, client_id: str | None) -> str | None:
@@ -249,12 +270,26 @@ def signed_out() -> ResponseReturnValue:
 
 
 def _sign_out(req: LogoutRequest, user: User | None) -> ResponseReturnValue:
-    """End this browser's session, then continue to the relying party or our page."""
+    """End this browser's session, then continue to the relying party or our page.
+
+    Front-Channel Logout 1.0 section 4: when clients of the session registered a
+    `frontchannel_logout_uri`, a page framing each of them comes first and continues
+    to the same place.
+    """
     if user is not None:  # end_session commits the event with the revoked session
         record("signout", subject=user.sub, client_id=req.client.client_id if req.client else None)
+    frames = frontchannel_logout_uris(current_session())
     end_session()
     if user is not None:
         log.info(
             "signed out: sub=%s client_id=%s", user.sub, req.client.client_id if req.client else "-"
         )
-    return redirect(post_logout_location(req), 303 if request.method == "POST" else 302)
+    if not frames:
+        return redirect(post_logout_location(req), 303 if request.method == "POST" else 302)
+    page = render_template(
+        "logout/frontchannel.html",
+        frames=frames,
+        next_url=post_logout_location(req),
+        wait_seconds=FRAME_WAIT_SECONDS,
+    )
+    return page, 200, {"Content-Security-Policy": content_security_policy(frames)}

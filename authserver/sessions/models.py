@@ -30,3 +30,22 @@ class LoginSession(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class SessionClient(db.Model):  # type: ignore[name-defined]
+    """A client that received an ID Token under a sign-in session.
+
+    OpenID Connect Back-Channel Logout 1.0 section 2.5 and Front-Channel Logout 1.0
+    section 4: when the session ends, these are the relying parties to tell. Kept as long
+    as the session (grants are purged as soon as their tokens expire, sessions are not).
+    """
+
+    __tablename__ = "session_clients"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("login_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,6 +8,7 @@ renew the session id after authentication, against session fixation).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import timedelta
@@ -15,13 +16,16 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from flask import session as flow_session
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..accounts.models import User
 from ..extensions import db, utcnow
-from .models import LoginSession
+from .models import LoginSession, SessionClient
+from .signals import EndedSession, sessions_ended
 
 COOKIE_NAME = "authserver_session"
 # Keys of the Flask cookie session that survive sign-in; everything else (CSRF token
@@ -46,6 +50,23 @@ def _state() -> dict[str, Any]:
 def _session_id(token: str) -> str:
     """The database id of a cookie token: its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+# Domain separation of the public session identifier from every other use of the id.
+_SID_LABEL = b"authserver sid\x00"
+
+
+def sid_of(session_id: str) -> str:
+    """OpenID Connect Front-Channel Logout 1.0 section 3 / Back-Channel Logout 1.0 section
+    2.1: `sid`, the public identifier of a browser sign-in session.
+
+    Derived, never stored: base64url of SHA-256 over a label and the session's database
+    id. The id (the SHA-256 of the cookie) is not published; a one-way hash of it tells
+    nobody the id or the cookie, is the same for every client and every token of the
+    session, and needs no column, no look-up and no key that could rotate.
+    """
+    digest = hashlib.sha256(_SID_LABEL + session_id.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
 
 
 # The session, its person and their roles in one query, built once: every page and every
@@ -172,9 +193,30 @@ def _revoke_cookie_session() -> None:
     token = request.cookies.get(COOKIE_NAME, "")
     if not token or len(token) > _MAX_TOKEN_LENGTH:
         return
-    previous = db.session.get(LoginSession, _session_id(token))
-    if previous is not None and previous.revoked_at is None:
-        previous.revoked_at = utcnow()
+    revoke_sessions(LoginSession.id == _session_id(token))
+
+
+def revoke_sessions(*where: ColumnElement[bool]) -> list[EndedSession]:
+    """Revoke every unrevoked session matching `where`: the one way a session ends.
+
+    Signing out (ours or RP-initiated), a new sign-in replacing this browser's session,
+    a new password, the account page's session list, an administrator, a disabled
+    account: all of them end sessions here, so every ended session is announced once
+    (`signals.sessions_ended`; oidc queues the back-channel logout tokens). No commit.
+    """
+    if not where:
+        raise ValueError("revoke_sessions needs a condition")
+    rows = db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.revoked_at.is_(None), *where)
+        .values(revoked_at=utcnow())
+        .returning(LoginSession.id, LoginSession.user_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    ended = [EndedSession(row.id, sid_of(row.id), row.user_id) for row in rows]
+    if ended:
+        sessions_ended.send(None, ended=ended)
+    return ended
 
 
 def _reset_flow_session() -> None:
@@ -183,6 +225,30 @@ def _reset_flow_session() -> None:
     flow_session.clear()
     flow_session.update(kept)
     g.pop("csrf_token", None)  # Flask-WTF caches the token per request
+
+
+def record_client(session_id: str, client_id: str) -> None:
+    """Remember that `client_id` received an ID Token under this session; no commit.
+
+    Once per pair: a second token of the same session adds nothing (ON CONFLICT DO
+    NOTHING, on SQLite and PostgreSQL alike, so two concurrent redemptions cannot fail).
+    """
+    values = {"session_id": session_id, "client_id": client_id, "created_at": utcnow()}
+    dialect = db.session.get_bind().dialect.name
+    insert_into = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(insert_into(SessionClient).values(**values).on_conflict_do_nothing())
+
+
+def clients_of(session_ids: list[str]) -> list[tuple[str, str]]:
+    """(session_id, client_id) of every client that received an ID Token under these sessions."""
+    if not session_ids:
+        return []
+    rows = db.session.execute(
+        select(SessionClient.session_id, SessionClient.client_id)
+        .where(SessionClient.session_id.in_(session_ids))
+        .order_by(SessionClient.created_at, SessionClient.client_id)
+    ).all()
+    return [(row.session_id, row.client_id) for row in rows]
 
 
 def auth_age_seconds(login_session: LoginSession) -> int:

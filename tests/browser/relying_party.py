@@ -31,6 +31,8 @@ class RelyingParty:
     # The callbacks that came as a POST (OAuth 2.0 Form Post Response Mode), also in callbacks.
     posted_callbacks: list[dict[str, str]] = field(default_factory=list)
     logouts: list[dict[str, str]] = field(default_factory=list)
+    # OpenID Connect Front-Channel Logout 1.0: each load of the frontchannel_logout_uri.
+    frontchannel_logouts: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -40,6 +42,10 @@ class RelyingParty:
     @property
     def post_logout_redirect_uri(self) -> str:
         return self.url + "/signed-out"
+
+    @property
+    def frontchannel_logout_uri(self) -> str:
+        return self.url + "/frontchannel-logout"
 
     def start_url(self, target: str) -> str:
         """The relying party's page with a "Sign in" link to `target`."""
@@ -54,6 +60,7 @@ class RelyingParty:
             self.callbacks.clear()
             self.posted_callbacks.clear()
             self.logouts.clear()
+            self.frontchannel_logouts.clear()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -72,6 +79,7 @@ class RelyingParty:
             "/signed-out": self._signed_out,
             "/frame": self._frame,
             "/careless": self._careless,
+            "/frontchannel-logout": self._frontchannel_logout,
         }.get(request.path)
         title, body = route(params) if route else ("Not found", "")
         response = Response(PAGE.format(title=title, body=body), mimetype="text/html")
@@ -93,6 +101,11 @@ class RelyingParty:
         with self._lock:
             self.logouts.append(params)
         return "Signed out", "<p>You are signed out of the relying party.</p>"
+
+    def _frontchannel_logout(self, params: dict[str, str]) -> tuple[str, str]:
+        with self._lock:
+            self.frontchannel_logouts.append(params)
+        return "Logged out here too", "<p>The relying party ended its own session.</p>"
 
     def _frame(self, params: dict[str, str]) -> tuple[str, str]:
         src = html.escape(params.get("src", ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from tests.browser.flows import CodeRequest, exchange_code, sign_in
+from tests.browser.flows import CodeRequest, exchange_code, sign_in, verify_id_token
 from tests.browser.pages import Tour
 from tests.browser.relying_party import RelyingParty
 from tests.browser.servers import LiveServer
@@ -99,3 +99,42 @@ def test_sign_out_link_in_the_header(live: LiveServer, tour: Tour) -> None:
     assert page.get_by_role("heading", name="You are signed out").is_visible()
     tour.goto("/account", "account-asks-to-sign-in")
     assert page.get_by_role("heading", name="Sign in").is_visible()
+
+
+def test_front_channel_logout_loads_the_relying_partys_logout_page_then_returns(
+    live: LiveServer, tour: Tour, relying_party: RelyingParty
+) -> None:
+    """OpenID Connect Front-Channel Logout 1.0 section 4, in a real browser."""
+    live.make_user()
+    client_id, secret = live.make_client(
+        (relying_party.redirect_uri,),
+        name="Photo Album",
+        post_logout_redirect_uris=[relying_party.post_logout_redirect_uri],
+        frontchannel_logout_uri=relying_party.frontchannel_logout_uri,
+        frontchannel_logout_session_required=True,
+    )
+    request = CodeRequest(client_id, relying_party.redirect_uri)
+    tour.goto(request.url(live), "sign-in")
+    sign_in(tour)
+    tour.submit("Allow", "callback")
+    tokens = exchange_code(live, request, secret, relying_party.callbacks[-1]["code"])
+    claims = verify_id_token(live, tokens["id_token"], client_id, request.nonce)
+    query = urlencode(
+        {
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": relying_party.post_logout_redirect_uri,
+            "state": "bye-456",
+        }
+    )
+
+    # The sign-out page frames the relying party's logout URI, then moves on by itself.
+    response = tour.page.goto(f"{live.url}/logout?{query}")
+    assert response is not None and response.status == 200
+    csp = response.headers["content-security-policy"]
+    assert f"frame-src {relying_party.frontchannel_logout_uri}" in csp
+    tour.page.wait_for_url(relying_party.post_logout_redirect_uri + "?*")
+    tour.check("back-at-relying-party")
+
+    assert relying_party.frontchannel_logouts == [{"iss": live.url, "sid": claims["sid"]}]
+    assert relying_party.logouts == [{"state": "bye-456"}]
+    assert not still_signed_in(live, tour, relying_party, client_id)

@@ -31,6 +31,7 @@ from authserver.oauth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from authserver.oidc.models import BackchannelLogout
 from authserver.sessions.models import LoginSession
 from tests.factories import REDIRECT_URI, make_client, make_user
 
@@ -118,6 +119,21 @@ def add_mail(status: str, created_at: datetime) -> MailMessage:
     return row
 
 
+def add_logout(client: Any, status: str, created_at: datetime) -> BackchannelLogout:
+    row = BackchannelLogout(
+        client_id=client.client_id,
+        sub="someone",
+        sid="a-session",
+        jti=secrets.token_hex(8),
+        status=status,
+        attempts=0,
+        next_attempt_at=utcnow() + LATER,
+        created_at=created_at,
+    )
+    db.session.add(row)
+    return row
+
+
 def add_session(
     user: User, expires_at: datetime, revoked_at: datetime | None = None
 ) -> LoginSession:
@@ -169,6 +185,8 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "audit": add_audit_event(now - timedelta(days=config.audit_retention_days - 1)),
         "pending_mail": add_mail("pending", now - timedelta(days=config.mail_retention_days + 1)),
         "recent_mail": add_mail("sent", now - timedelta(days=config.mail_retention_days - 1)),
+        "pending_logout": add_logout(client, "pending", now - LONG_AGO),
+        "recent_logout": add_logout(client, "sent", now - JUST_NOW),
     }
     gone = {
         "expired_refresh": add_refresh_token(live_grant, now - LONG_AGO),
@@ -184,6 +202,8 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "suppressed_mail": add_mail(
             "suppressed", now - timedelta(days=config.mail_retention_days + 1)
         ),
+        "sent_logout": add_logout(client, "sent", now - LONG_AGO),
+        "failed_logout": add_logout(client, "failed", now - LONG_AGO),
     }
     db.session.add_all(
         [
@@ -216,6 +236,7 @@ def test_cleanup_deletes_rows_past_their_time_and_keeps_live_ones(app: Flask) ->
         "login_sessions": 2,
         "auth_failures": 1,
         "audit_events": 1,
+        "backchannel_logouts": 2,
         "mail_outbox": 3,
         "signing_keys": 0,
     }

@@ -52,6 +52,7 @@ EXPECTED = {
         "acr",
         "amr",
         "at_hash",
+        "sid",
         "name",
         "email",
         "email_verified",
@@ -69,6 +70,11 @@ EXPECTED = {
     "prompt_values_supported": ["none", "login", "consent", "select_account"],
     "acr_values_supported": ["1", "2"],
     "ui_locales_supported": ["en"],
+    # OpenID Connect Back-Channel Logout 1.0 section 2.1, Front-Channel Logout 1.0 section 3.
+    "backchannel_logout_supported": True,
+    "backchannel_logout_session_supported": True,
+    "frontchannel_logout_supported": True,
+    "frontchannel_logout_session_supported": True,
 }
 
 
@@ -129,7 +135,18 @@ def test_every_advertised_person_claim_can_be_released(client) -> None:
     from authserver.oidc.claims import SUPPORTED_CLAIMS
 
     advertised = set(client.get("/.well-known/openid-configuration").get_json()["claims_supported"])
-    id_token_claims = {"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
+    id_token_claims = {
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "at_hash",
+        "sid",
+    }
     assert advertised - id_token_claims == set(SUPPORTED_CLAIMS)
 
 

@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from authserver.accounts.models import User
 from authserver.clients.cache import load_client
+from authserver.clients.models import Client
 from authserver.extensions import db, utcnow
 from authserver.keys import current_keyring
 from authserver.oidc.id_token import create_id_token
@@ -388,8 +389,57 @@ def test_a_uri_registered_for_another_client_is_refused(client: FlaskClient) -> 
     assert_error_page(response)
 
 
-def test_a_uri_without_hint_or_client_id_is_refused(client: FlaskClient) -> None:
+def test_a_uri_two_clients_registered_without_hint_or_client_id_is_refused(
+    client: FlaskClient,
+) -> None:
+    make_user()
     registered_client()
+    registered_client(name="Another app with the same URI")
+    sign_in(client)
+
+    response = client.get("/logout", query_string={"post_logout_redirect_uri": SIGNED_OUT_URI})
+
+    assert_error_page(response)
+    assert "Sign out of authserver anyway" in response.text
+    assert session_is_live(client)
+
+
+def test_an_unregistered_uri_without_hint_or_client_id_is_refused(client: FlaskClient) -> None:
+    registered_client()
+
+    response = client.get("/logout", query_string={"post_logout_redirect_uri": OTHER_RP_URI})
+
+    assert_error_page(response)
+
+
+def test_a_uri_one_client_registered_names_it_without_hint_or_client_id(
+    client: FlaskClient,
+) -> None:
+    """The request the issue reports: post_logout_redirect_uri and state, nothing else."""
+    make_user()
+    registered_client(name="Photo app")
+    sign_in(client)
+    params = {"post_logout_redirect_uri": SIGNED_OUT_URI, "state": "s-1"}
+
+    page = client.get("/logout", query_string=params)
+
+    assert page.status_code == 200
+    assert "Sign out of authserver?" in page.text and "Photo app" in page.text
+    assert session_is_live(client)
+    response = client.post(
+        "/logout", data={**params, "csrf_token": csrf_token(page.text), "confirm": "yes"}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == SIGNED_OUT_URI + "?state=s-1"
+    assert not session_is_live(client)
+
+
+def test_a_uri_only_a_disabled_client_registered_names_nobody(
+    app: Flask, client: FlaskClient
+) -> None:
+    client_id = registered_client()
+    db.session.query(Client).filter_by(client_id=client_id).update({"is_active": False})
+    db.session.commit()
 
     response = client.get("/logout", query_string={"post_logout_redirect_uri": SIGNED_OUT_URI})
 

@@ -3,6 +3,8 @@ initial access tokens for dynamic registration (RFC 7591 section 3)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, jsonify, request
 
 from ...clients.initial_access import issue_initial_access_token as issue
@@ -23,6 +25,13 @@ from ..serializers import serialize_client
 from ..services import clients as services
 from .base import actor, bp, needs, not_found
 
+# OpenID Connect Back-Channel and Front-Channel Logout 1.0 client metadata (section 2).
+LOGOUT_FIELDS = (
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+    "frontchannel_logout_uri",
+    "frontchannel_logout_session_required",
+)
 CLIENT_FIELDS = (
     "client_name",
     "redirect_uris",
@@ -38,6 +47,7 @@ CLIENT_FIELDS = (
     "refresh_token_grace_period_seconds",
     "subject_type",
     "sector_identifier_uri",
+    *LOGOUT_FIELDS,
 )
 
 GRACE = "refresh_token_grace_period_seconds"
@@ -77,6 +87,7 @@ def create_client() -> tuple[Response, int, dict[str, str]]:
         refresh_token_grace_period_seconds=integer(data, GRACE) or 0,
         subject_type=text(data, "subject_type"),
         sector_identifier_uri=text(data, "sector_identifier_uri"),
+        **_logout_metadata(data),
     )
     body = serialize_client(client)
     if secret is not None:
@@ -115,6 +126,7 @@ def update_client(client_id: str) -> Response:
             subject_type=text(data, "subject_type"),
             sector_identifier_uri=text(data, "sector_identifier_uri"),
             actor=actor(),
+            **_logout_metadata(data),
         )
     if active is not None and active != client.is_active:
         services.set_client_active(client, active, actor=actor())
@@ -134,6 +146,25 @@ def rotate_client_secret(client_id: str) -> Response:
     client = _client(client_id)
     secret = services.rotate_client_secret(client, actor=actor())
     return jsonify(client_id=client.client_id, client_secret=secret)
+
+
+def _logout_metadata(data: dict[str, Any]) -> dict[str, Any]:
+    """The logout metadata given (a URI of "" or null removes it; absent keeps it)."""
+    return {
+        "backchannel_logout_uri": _uri(data, "backchannel_logout_uri"),
+        "backchannel_logout_session_required": boolean(data, "backchannel_logout_session_required"),
+        "frontchannel_logout_uri": _uri(data, "frontchannel_logout_uri"),
+        "frontchannel_logout_session_required": boolean(
+            data, "frontchannel_logout_session_required"
+        ),
+    }
+
+
+def _uri(data: dict[str, Any], name: str) -> str | None:
+    """A URI member: JSON null removes the URI ("" does too), absent keeps it."""
+    if name in data and data[name] is None:
+        return ""
+    return text(data, name)
 
 
 def _client(client_id: str) -> Client:

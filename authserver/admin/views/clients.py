@@ -190,6 +190,13 @@ def _client_metadata(form: ClientForm) -> dict[str, Any]:
         "claims_in_id_token": bool(form.claims_in_id_token.data),
         "subject_type": form.subject_type.data or None,
         "sector_identifier_uri": (form.sector_identifier_uri.data or "").strip(),
+        # An empty field removes the URI.
+        "backchannel_logout_uri": (form.backchannel_logout_uri.data or "").strip(),
+        "backchannel_logout_session_required": bool(form.backchannel_logout_session_required.data),
+        "frontchannel_logout_uri": (form.frontchannel_logout_uri.data or "").strip(),
+        "frontchannel_logout_session_required": bool(
+            form.frontchannel_logout_session_required.data
+        ),
     }
     grace = form.refresh_token_grace_period_seconds.data
     if grace is not None:
@@ -215,6 +222,10 @@ def _client_form_data(target: Client) -> dict[str, Any]:
         "refresh_token_grace_period_seconds": target.refresh_token_grace_period_seconds,
         "subject_type": target.subject_type,
         "sector_identifier_uri": target.sector_identifier_uri or "",
+        "backchannel_logout_uri": target.backchannel_logout_uri or "",
+        "backchannel_logout_session_required": target.backchannel_logout_session_required,
+        "frontchannel_logout_uri": target.frontchannel_logout_uri or "",
+        "frontchannel_logout_session_required": target.frontchannel_logout_session_required,
     }
 
 

@@ -393,3 +393,20 @@ def test_rfc_7592_responses_hold_the_registered_metadata_alone(app: Flask) -> No
         "refresh_token_grace_period_seconds",
     }
     assert all(full[key] == value for key, value in registered.items())
+
+
+def test_a_post_logout_redirect_uri_names_exactly_the_clients_that_registered_it(
+    app: Flask,
+) -> None:
+    from authserver.clients.services import client_ids_with_post_logout_redirect_uri
+    from tests.factories import make_client
+
+    uri = "https://rp.example.com/signed_out%20now?x=1"
+    one, _ = make_client(post_logout_redirect_uris=[uri, "https://rp.example.com/other"])
+    make_client(
+        name="Look-alike", post_logout_redirect_uris=["https://rp.example.com/signedXout%20now?x=1"]
+    )
+
+    assert client_ids_with_post_logout_redirect_uri(uri) == [one.client_id]
+    assert client_ids_with_post_logout_redirect_uri("https://rp.example.com/signed") == []
+    assert client_ids_with_post_logout_redirect_uri("https://rp.example.com/signed%") == []

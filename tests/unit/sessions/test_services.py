@@ -233,3 +233,19 @@ def test_reading_the_session_never_commits(app: Flask) -> None:
         event.remove(db.session, "after_commit", listener)
     assert commits == []
     assert uow.has_writes(db.session())
+
+
+def test_sid_is_stable_public_and_reveals_neither_the_id_nor_the_cookie(app: Flask) -> None:
+    """Back-Channel Logout 1.0 section 2.1: `sid` names the session without giving it away."""
+    from authserver.sessions.services import sid_of
+
+    with app.app_context():
+        login_session, cookie = sign_in(app)
+        sid = sid_of(login_session.id)
+
+        assert sid == sid_of(login_session.id)  # the same in every token of the session
+        assert sid != sid_of(sign_in(app, user=login_session.user)[0].id)
+        assert login_session.id not in sid and cookie not in sid
+        assert login_session.id[:16] not in sid  # not even the account page's reference
+        assert sid != hashlib.sha256(cookie.encode()).hexdigest()
+        assert len(sid) == 32 and sid.replace("-", "").replace("_", "").isalnum()
