@@ -1074,6 +1074,9 @@ CLI_COMMANDS = {
     "clients create": ["clients", "create", "--name", "CLI admin", "--grant-type",
                        "client_credentials", "--scope", "admin org:*", "--auth-method",
                        "client_secret_basic", "--role", "admin", "--skip-consent"],
+    "clients set-logout": [
+        "clients", "set-logout", "--backchannel-logout-session-required", "--", "<admin-client>"
+    ],
     "clients rotate-secret": ["clients", "rotate-secret", "--", "<admin-client>"],
     "clients disable": ["clients", "disable", "--", "<admin-client>"],
     "clients delete": ["clients", "delete", "--yes", "--", "<admin-client>"],
