@@ -101,7 +101,20 @@ SCOPE_CLAIMS = {
 }
 ORGANIZATION_CLAIMS = {"org_id", "org_roles"}
 # Claims every token of its kind carries, about the token rather than the person.
-ID_TOKEN_FRAME = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
+# `sid`: the session (Back-Channel Logout 1.0 section 2.1), not a claim about the person.
+ID_TOKEN_FRAME = {
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "at_hash",
+    "sid",
+}
 ACCESS_TOKEN_FRAME = {"iss", "sub", "aud", "client_id", "iat", "exp", "jti", "scope", "auth_time"}
 INTROSPECTION_FRAME = ACCESS_TOKEN_FRAME | {"active", "token_type"}
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
