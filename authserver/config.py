@@ -80,9 +80,6 @@ class Config:
     # Seconds one back-channel logout POST may take (connect, send, answer) before it
     # counts as failed and is retried later.
     backchannel_logout_timeout: int = 5
-    # Production: let the server's own HTTP requests (back-channel logout) reach private,
-    # loopback and link-local addresses. Always allowed outside production.
-    allow_private_outbound: bool = False
     # Where SQLite, the generated secret and the mail outbox live.
     instance_path: str = ""
     # Lifetimes, in seconds.
@@ -146,20 +143,16 @@ class Config:
     # every pairwise `sub`. Generated in development; in production pairwise is offered
     # only when it is set.
     pairwise_secret: str = ""
-    # Outgoing fetches (core/fetch.py, e.g. sector_identifier_uri) may reach loopback,
-    # private and reserved addresses: for tests and closed networks only.
-    fetch_allow_private_addresses: bool = False
-    # A PEM file of CA certificates trusted for outgoing fetches instead of the system's.
+    # Whether the server's own requests (core/fetch.py: sector_identifier_uri fetches,
+    # back-channel logout POSTs) may reach loopback, private, link-local and reserved
+    # addresses. Unset: allowed outside production, refused in production.
+    fetch_allow_private_addresses: bool | None = None
+    # A PEM file of CA certificates trusted for those requests instead of the system's.
     fetch_ca_file: str = ""
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
-
-    @property
-    def outbound_private_allowed(self) -> bool:
-        """Whether our own HTTP requests may reach private and loopback addresses."""
-        return self.allow_private_outbound or not self.is_production
 
     @property
     def audience(self) -> str:
@@ -278,12 +271,16 @@ class Config:
         pairwise_secret = self.pairwise_secret
         if not pairwise_secret and not self.is_production:
             pairwise_secret = _development_secret(instance, "pairwise_secret")
+        allow_private = self.fetch_allow_private_addresses
+        if allow_private is None:
+            allow_private = not self.is_production
         return replace(
             self,
             instance_path=str(instance),
             secret_key=secret_key,
             database_url=database_url,
             pairwise_secret=pairwise_secret,
+            fetch_allow_private_addresses=allow_private,
         )
 
 
@@ -335,7 +332,7 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
         return _whole_number(name, raw, minimum=0)
     if type_name == "int":
         return _whole_number(name, raw)
-    if type_name == "bool":
+    if type_name in ("bool", "bool | None"):
         return _bool(name, raw)
     if type_name.startswith("tuple"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -1,4 +1,4 @@
-"""Real HTTP(S) servers on loopback for the server's own outgoing fetches (core/fetch.py).
+"""Real HTTP(S) servers on loopback for the server's own outgoing requests (core/fetch.py).
 
 `serve(app)` runs a WSGI app in a thread on 127.0.0.1 and yields its base URL; with
 `tls=certificate(...)` it speaks HTTPS with a self-signed certificate for 127.0.0.1 and

@@ -10,7 +10,7 @@ them and registered a `backchannel_logout_uri`, in the same transaction as the s
 delays a sign-out. A sender (a thread of each serving process, or `authserver logout
 deliver --follow`) claims due rows (core.outbox), signs the logout token (section 2.4)
 and POSTs it (section 2.5) with a timeout, no redirects and no private addresses in
-production (core.egress); a failure is retried with exponential backoff and given up
+production (core.fetch); a failure is retried with exponential backoff and given up
 after MAX_ATTEMPTS. The tokens of a batch are POSTed in parallel, so one client's
 timeout delays no other client's token.
 """
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from ..accounts.models import User
 from ..clients.cache import load_client
 from ..core import outbox
-from ..core.egress import EgressError, post_form
+from ..core.fetch import FetchError, FetchPolicy, post_form
 from ..core.secrets import new_token
 from ..extensions import db, precise_utcnow, utcnow
 from ..sessions.services import clients_of
@@ -56,6 +56,8 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(minutes=10)
 _MAX_REASON = 255
+# Section 2.8 asks nothing of the answer's body; its first bytes are plenty for a log.
+MAX_ANSWER_BYTES = 4096
 
 
 @dataclass
@@ -158,16 +160,10 @@ def deliver_one(session: Session, row_id: int, lease: Any) -> str:
     client = load_client(client_id)
     if client is None or not client.backchannel_logout_uri:
         return _finish(session, row_id, lease, attempts, "no back-channel logout URI", final=True)
-    config = current_app.config["AUTHSERVER"]
     try:
         token = create_logout_token(client, sub=sub, sid=sid, jti=jti)
-        answer = post_form(
-            client.backchannel_logout_uri,
-            {"logout_token": token},
-            timeout=config.backchannel_logout_timeout,
-            allow_private=config.outbound_private_allowed,
-        )
-    except EgressError as error:
+        answer = post_form(client.backchannel_logout_uri, {"logout_token": token}, _policy())
+    except FetchError as error:
         log.warning("back-channel logout to %s failed (attempt %d): %s", client_id, attempts, error)
         return _finish(session, row_id, lease, attempts, str(error))
     except Exception as error:  # one broken row must not stop the others
@@ -181,6 +177,21 @@ def deliver_one(session: Session, row_id: int, lease: Any) -> str:
         return _finish(session, row_id, lease, attempts, f"HTTP {answer.status}")
     log.info("back-channel logout delivered to %s", client_id)
     return _finish(session, row_id, lease, attempts, None)
+
+
+def _policy() -> FetchPolicy:
+    """How a logout token is POSTed: the server's SSRF rules; http only to a loopback
+    address (as client metadata allows); `backchannel_logout_timeout` to connect and to
+    read, twice that in all; the first MAX_ANSWER_BYTES of the answer."""
+    config = current_app.config["AUTHSERVER"]
+    timeout = float(config.backchannel_logout_timeout)
+    return FetchPolicy.from_config(
+        config,
+        allow_loopback_http=True,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        max_bytes=MAX_ANSWER_BYTES,
+    )
 
 
 def _finish(

@@ -366,8 +366,8 @@ def test_dynamic_registration_takes_subject_type_and_sector_identifier_uri(
 def test_a_sector_uri_that_cannot_be_fetched_refuses_registration(
     app_factory: Any, sector_uri: str
 ) -> None:
-    """Without AUTHSERVER_FETCH_ALLOW_PRIVATE_ADDRESSES a loopback sector URI is refused."""
-    app = app_factory(dynamic_registration=True)
+    """With AUTHSERVER_FETCH_ALLOW_PRIVATE_ADDRESSES=false a loopback sector URI is refused."""
+    app = app_factory(dynamic_registration=True, fetch_allow_private_addresses=False)
     with app.app_context():
         answer = app.test_client().post(
             "/oauth2/register",

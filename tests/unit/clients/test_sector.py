@@ -140,10 +140,15 @@ def test_a_plain_http_sector_uri_is_refused(fetching_app: Flask) -> None:
         register(subject_type="pairwise", sector_identifier_uri="http://shop.example.com/s.json")
 
 
-def test_a_sector_uri_on_a_private_address_is_refused_by_default(
-    app: Flask, tls: Certificate
+def test_a_sector_uri_on_a_private_address_is_refused_unless_allowed(
+    app_factory: Any, tls: Certificate
 ) -> None:
-    with document_server(tls, [WEB]) as url, pytest.raises(ClientError, match="non-public address"):
+    app = app_factory(fetch_allow_private_addresses=False, fetch_ca_file=tls.cert_file)
+    with (
+        app.app_context(),
+        document_server(tls, [WEB]) as url,
+        pytest.raises(ClientError, match="non-public address"),
+    ):
         register(subject_type="pairwise", sector_identifier_uri=url)
 
 

@@ -20,7 +20,18 @@ def test_subjects_are_public_by_default_and_the_key_is_generated_in_development(
     assert len(config.pairwise_secret) >= 32
     assert (tmp_path / "pairwise_secret").read_text().strip() == config.pairwise_secret
     assert Config.from_env(env(tmp_path)).pairwise_secret == config.pairwise_secret
-    assert not config.fetch_allow_private_addresses
+
+
+def test_private_addresses_are_refused_in_production_unless_allowed(tmp_path: Path) -> None:
+    """AUTHSERVER_FETCH_ALLOW_PRIVATE_ADDRESSES unset: allowed outside production only."""
+    assert Config.from_env(env(tmp_path)).fetch_allow_private_addresses is True
+    assert Config.from_env(env(tmp_path, **PRODUCTION)).fetch_allow_private_addresses is False
+    allowed = env(tmp_path, fetch_allow_private_addresses="true", **PRODUCTION)
+    assert Config.from_env(allowed).fetch_allow_private_addresses is True
+    refused = env(tmp_path, fetch_allow_private_addresses="false")
+    assert Config.from_env(refused).fetch_allow_private_addresses is False
+    with pytest.raises(ConfigError, match="AUTHSERVER_FETCH_ALLOW_PRIVATE_ADDRESSES"):
+        Config.from_env(env(tmp_path, fetch_allow_private_addresses="maybe"))
 
 
 def test_production_generates_no_pairwise_key(tmp_path: Path) -> None:
