@@ -123,17 +123,14 @@ def create_client_command(
     id_token_alg: str | None,
     roles: tuple[str, ...],
     resource_server: bool,
-    claims_in_id_token: bool,
     grace_period: int,
-    subject_type: str | None,
-    sector_identifier_uri: str | None,
-    backchannel_logout_uri: str | None,
-    backchannel_logout_session_required: bool,
-    frontchannel_logout_uri: str | None,
-    frontchannel_logout_session_required: bool,
     as_json: bool,
+    **options: Any,
 ) -> None:
-    """Register a client; a confidential client's secret is shown only this once."""
+    """Register a client; a confidential client's secret is shown only this once.
+
+    `options`: the options named as clients.services.ClientOptions names them.
+    """
 
     try:
         client, secret = create_client_as_admin(
@@ -150,14 +147,8 @@ def create_client_command(
             id_token_signed_response_alg=id_token_alg,
             roles=roles,
             is_resource_server=resource_server,
-            claims_in_id_token=claims_in_id_token,
             refresh_token_grace_period_seconds=grace_period,
-            subject_type=subject_type,
-            sector_identifier_uri=sector_identifier_uri,
-            backchannel_logout_uri=backchannel_logout_uri,
-            backchannel_logout_session_required=backchannel_logout_session_required,
-            frontchannel_logout_uri=frontchannel_logout_uri,
-            frontchannel_logout_session_required=frontchannel_logout_session_required,
+            **options,
         )
     except AdminError as exc:
         fail(str(exc))

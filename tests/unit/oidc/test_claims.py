@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -47,25 +48,29 @@ def alice() -> User:
     )
 
 
+def alice_claims_for(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`claims_for` of alice, for a client that knows her by her public `sub`."""
+    return claims_for(alice(), *args, subject="alice-sub", **kwargs)
+
+
 def test_by_default_the_id_token_carries_scope_claims_only_when_the_claims_parameter_asks() -> None:
     """OIDC Core 5.4: with an access token, scope claims go to userinfo."""
-    assert claims_for(alice(), "openid profile email", "id_token", {}) == {"sub": "alice-sub"}
+    assert alice_claims_for("openid profile email", "id_token", {}) == {"sub": "alice-sub"}
     asked = {"id_token": {"email": None}}
-    assert claims_for(alice(), "openid profile email", "id_token", {}, asked) == {
+    assert alice_claims_for("openid profile email", "id_token", {}, asked) == {
         "sub": "alice-sub",
         "email": "alice@example.com",
     }
 
 
 def test_claims_in_id_token_puts_every_claim_of_the_granted_scopes_in_the_id_token() -> None:
-    every = claims_for(alice(), "openid profile email", "id_token", {}, claims_in_id_token=True)
-    assert every == claims_for(alice(), "openid profile email", "userinfo", {})
+    every = alice_claims_for("openid profile email", "id_token", {}, claims_in_id_token=True)
+    assert every == alice_claims_for("openid profile email", "userinfo", {})
     assert set(every) == {"sub", "name", "updated_at", "email", "email_verified"}
 
 
 def test_claims_in_id_token_adds_nothing_the_scope_does_not_cover() -> None:
-    only_profile = claims_for(
-        alice(),
+    only_profile = alice_claims_for(
         "openid profile",
         "id_token",
         {},
@@ -73,8 +78,8 @@ def test_claims_in_id_token_adds_nothing_the_scope_does_not_cover() -> None:
         claims_in_id_token=True,
     )
     assert set(only_profile) == {"sub", "name", "updated_at"}
-    assert claims_for(alice(), "openid", "id_token", {}, claims_in_id_token=True) == {
+    assert alice_claims_for("openid", "id_token", {}, claims_in_id_token=True) == {
         "sub": "alice-sub"
     }
     # The option is about the id_token: access tokens and userinfo are unchanged.
-    assert claims_for(alice(), "openid email", "access_token", {}, claims_in_id_token=True) == {}
+    assert alice_claims_for("openid email", "access_token", {}, claims_in_id_token=True) == {}
